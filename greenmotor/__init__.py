@@ -1,0 +1,26 @@
+"""greenmotor: an asynchronous MongoDB driver for Tornado that runs PyMongo in greenlets.
+
+Layout (imports go one way, down this list):
+
+* :mod:`greenmotor.client`, :mod:`greenmotor.cursor`, ... - the public classes, declared
+* :mod:`greenmotor.metaprogramming` - turns those declarations into methods
+* :mod:`greenmotor.green_pool`, :mod:`greenmotor.green_socket` - PyMongo's waits made green
+* :mod:`greenmotor.core` - the greenlet bridge itself
+"""
+
+from greenmotor.pymongo_check import check_pymongo
+
+check_pymongo()
+
+from greenmotor.client import MotorClient, MotorCollection, MotorDatabase  # noqa: E402
+from greenmotor.core import GreenmotorUsageError  # noqa: E402
+
+version = __version__ = "0.1.0"
+
+__all__ = [
+    "GreenmotorUsageError",
+    "MotorClient",
+    "MotorCollection",
+    "MotorDatabase",
+    "version",
+]

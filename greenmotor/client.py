@@ -1,0 +1,274 @@
+"""MotorClient, MotorDatabase and MotorCollection, declared over PyMongo's classes.
+
+Each class body is the API: one line per PyMongo attribute (see
+:mod:`greenmotor.metaprogramming`). What does not fit a declaration - construction, the
+loop a client belongs to, attribute access to databases and collections - is written out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pymongo
+from pymongo.collection import Collection
+from pymongo.database import Database
+from tornado.ioloop import IOLoop
+
+from greenmotor import green_pool
+from greenmotor.core import GreenmotorUsageError, spawn
+from greenmotor.metaprogramming import Async, Delegate, MotorWrapper, ReadOnly
+
+__all__ = ["MotorClient", "MotorCollection", "MotorDatabase"]
+
+
+class _CommonProperties(MotorWrapper):
+    codec_options = ReadOnly()
+    read_preference = ReadOnly()
+    read_concern = ReadOnly()
+    write_concern = ReadOnly()
+
+
+class MotorClient(_CommonProperties):
+    """An asynchronous MongoDB client for Tornado, running PyMongo in greenlets.
+
+    Takes PyMongo's arguments plus ``io_loop``. No I/O happens here: the first operation
+    connects. Use it from the loop's thread::
+
+        client = MotorClient("mongodb://localhost:27017", maxPoolSize=50)
+
+        async def handler():
+            await client.test.pages.insert_one({"title": "hello"})
+            doc = await client.test.pages.find_one({"title": "hello"})
+    """
+
+    __delegate_class__ = pymongo.MongoClient
+
+    HOST = ReadOnly()
+    PORT = ReadOnly()
+    address = ReadOnly()
+    arbiters = ReadOnly()
+    is_mongos = ReadOnly()
+    is_primary = ReadOnly()
+    nodes = ReadOnly()
+    options = ReadOnly()
+    primary = ReadOnly()
+    secondaries = ReadOnly()
+    topology_description = ReadOnly()
+
+    bulk_write = Async()
+    drop_database = Async()
+    list_database_names = Async()
+    list_databases = Async(wrap="MotorCommandCursor")
+    server_info = Async()
+    start_session = Async(wrap="MotorClientSession")
+    get_database = Delegate(wrap="MotorDatabase")
+    get_default_database = Delegate(wrap="MotorDatabase")
+
+    def __init__(self, *args: Any, io_loop: IOLoop | None = None, **kwargs: Any) -> None:
+        if io_loop is not None and not isinstance(io_loop, IOLoop):
+            raise TypeError(f"io_loop must be a tornado.ioloop.IOLoop, not {io_loop!r}")
+        if "_pool_class" in kwargs or "_condition_class" in kwargs:
+            raise TypeError("greenmotor sets _pool_class and _condition_class itself")
+        kwargs.setdefault("connect", False)  # no I/O, and no threads, until first use
+        green_pool.install_green_sleeps()
+        self.delegate = pymongo.MongoClient(*args, **kwargs, **green_pool.client_hooks())
+        self._client = self
+        self._io_loop = io_loop
+        self._asyncio_loop = io_loop.asyncio_loop if io_loop is not None else None  # type: ignore[attr-defined]
+
+    def get_io_loop(self) -> IOLoop:
+        if self._io_loop is None:
+            self._bind(IOLoop.current())
+        return self._io_loop  # type: ignore[return-value]
+
+    def _bind(self, io_loop: IOLoop) -> None:
+        self._io_loop = io_loop
+        self._asyncio_loop = io_loop.asyncio_loop  # type: ignore[attr-defined]
+
+    def _loop_for_call(self) -> asyncio.AbstractEventLoop:
+        """The asyncio loop to run an operation on; refuses calls that cannot work."""
+        running = asyncio._get_running_loop()
+        loop = self._asyncio_loop
+        if loop is None:
+            self._bind(IOLoop.current())
+            loop = self._asyncio_loop
+        if running is not loop:
+            if running is not None:
+                raise GreenmotorUsageError(
+                    f"this MotorClient belongs to {self._io_loop!r} but was used on another "
+                    "running event loop; create one MotorClient per loop"
+                )
+            if loop.is_running():  # type: ignore[union-attr]
+                raise GreenmotorUsageError(
+                    f"this MotorClient belongs to {self._io_loop!r}, which runs in another "
+                    f"thread, but was called from thread {threading.current_thread().name!r}; "
+                    "hand the work to the loop with IOLoop.add_callback"
+                )
+        return loop  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Close every connection and stop PyMongo's monitor threads.
+
+        Sending ``endSessions`` is I/O: when called on the running loop's thread it runs in a
+        greenlet so the loop is not blocked; anywhere else it runs directly, as in PyMongo.
+        """
+        loop = self._asyncio_loop
+        if loop is not None and loop.is_running() and asyncio._get_running_loop() is loop:
+            future = spawn(loop, self.delegate.close)
+            future.add_done_callback(_consume_exception)
+        else:
+            self.delegate.close()
+
+    def __getattr__(self, name: str) -> MotorDatabase:
+        if name.startswith("_"):
+            raise AttributeError(
+                f"MotorClient has no attribute {name!r}. To access the {name} database, "
+                f"use client[{name!r}]."
+            )
+        return self[name]
+
+    def __getitem__(self, name: str) -> MotorDatabase:
+        return MotorDatabase._from_delegate(self, self.delegate[name])
+
+    def __hash__(self) -> int:
+        return hash(self.delegate)
+
+    def __enter__(self) -> MotorClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _consume_exception(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class MotorDatabase(_CommonProperties):
+    """A MongoDB database: ``client.name`` or ``client["name"]``."""
+
+    __delegate_class__ = Database
+
+    name = ReadOnly()
+    command = Async()
+    create_collection = Async(wrap="MotorCollection")
+    dereference = Async()
+    drop_collection = Async()
+    list_collection_names = Async()
+    list_collections = Async(wrap="MotorCommandCursor")
+    validate_collection = Async()
+    get_collection = Delegate(wrap="MotorCollection")
+    with_options = Delegate(wrap="MotorDatabase")
+
+    def __init__(self, client: MotorClient, name: str, **kwargs: Any) -> None:
+        if not isinstance(client, MotorClient):
+            raise TypeError(f"client must be a MotorClient, not {client!r}")
+        self.delegate = Database(client.delegate, name, **kwargs)
+        self._client = client
+
+    @property
+    def client(self) -> MotorClient:
+        return self._client  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> MotorCollection:
+        if name.startswith("_"):
+            raise AttributeError(
+                f"MotorDatabase has no attribute {name!r}. To access the {name} collection, "
+                f"use database[{name!r}]."
+            )
+        return self[name]
+
+    def __getitem__(self, name: str) -> MotorCollection:
+        return MotorCollection._from_delegate(self, self.delegate[name])
+
+    def __bool__(self) -> bool:
+        raise NotImplementedError(
+            "MotorDatabase objects do not implement truth value testing or bool(); "
+            "compare with None instead: database is not None"
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.delegate)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            f"MotorDatabase object is not callable. If you meant to call the "
+            f"{self.delegate.name!r} method on MotorClient, it does not exist"
+        )
+
+
+class MotorCollection(_CommonProperties):
+    """A MongoDB collection: ``database.name`` or ``database["name"]``."""
+
+    __delegate_class__ = Collection
+
+    name = ReadOnly()
+    full_name = ReadOnly()
+    bulk_write = Async()
+    count_documents = Async()
+    create_index = Async()
+    create_indexes = Async()
+    create_search_index = Async()
+    create_search_indexes = Async()
+    delete_many = Async()
+    delete_one = Async()
+    distinct = Async()
+    drop = Async()
+    drop_index = Async()
+    drop_indexes = Async()
+    drop_search_index = Async()
+    estimated_document_count = Async()
+    find_one = Async()
+    find_one_and_delete = Async()
+    find_one_and_replace = Async()
+    find_one_and_update = Async()
+    index_information = Async()
+    insert_many = Async()
+    insert_one = Async()
+    options = Async()
+    rename = Async()
+    replace_one = Async()
+    update_many = Async()
+    update_one = Async()
+    update_search_index = Async()
+    with_options = Delegate(wrap="MotorCollection")
+
+    def __init__(self, database: MotorDatabase, name: str, **kwargs: Any) -> None:
+        if not isinstance(database, MotorDatabase):
+            raise TypeError(f"database must be a MotorDatabase, not {database!r}")
+        self.delegate = Collection(database.delegate, name, **kwargs)
+        self._client = database._client
+
+    @property
+    def database(self) -> MotorDatabase:
+        return MotorDatabase._from_delegate(self, self.delegate.database)
+
+    def __getattr__(self, name: str) -> MotorCollection:
+        if name.startswith("_"):
+            full_name = f"{self.delegate.name}.{name}"
+            raise AttributeError(
+                f"MotorCollection has no attribute {name!r}. To access the {full_name} "
+                f"collection, use database[{full_name!r}]."
+            )
+        return self[name]
+
+    def __getitem__(self, name: str) -> MotorCollection:
+        return MotorCollection._from_delegate(self, self.delegate[name])
+
+    def __bool__(self) -> bool:
+        raise NotImplementedError(
+            "MotorCollection objects do not implement truth value testing or bool(); "
+            "compare with None instead: collection is not None"
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.delegate)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            f"MotorCollection object is not callable. If you meant to call the "
+            f"{self.delegate.name!r} method on a MotorCollection, it does not exist"
+        )

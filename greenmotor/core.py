@@ -1,0 +1,185 @@
+"""The greenlet bridge: synchronous PyMongo code running in child greenlets of the loop's thread.
+
+Everything greenmotor does without blocking rests on three things in this module:
+
+* :class:`DriverGreenlet` - one in-flight operation. It is a child of the greenlet that runs
+  the event loop (the "hub"), carries the loop it belongs to, and runs in a *copy* of the
+  caller's contextvars, so ``pymongo.timeout()``, bound sessions and listeners see the
+  caller's context.
+* :func:`spawn` - start a call in a new DriverGreenlet and hand back an ``asyncio.Future``.
+  The greenlet runs at once, on the caller's stack, until it would block; then it switches
+  to the hub and the caller gets its Future.
+* :class:`Wakeup` - how a parked DriverGreenlet is resumed: a socket becoming ready, a timer,
+  a condition notified from another thread, or a Future finishing all fire one Wakeup.
+
+Example (inside a coroutine running on the loop)::
+
+    import time
+    future = spawn(asyncio.get_running_loop(), time.monotonic)
+    print(await future)
+
+Code that is *not* in a DriverGreenlet (PyMongo's monitor threads, or plain code on the
+loop thread) never parks: the green primitives built on this module fall back to ordinary
+blocking behaviour there, which is what keeps a plain ``pymongo.MongoClient`` unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from typing import Any, Callable
+
+import greenlet
+
+__all__ = [
+    "DriverGreenlet",
+    "GreenmotorUsageError",
+    "Wakeup",
+    "current_driver_greenlet",
+    "in_flight",
+    "spawn",
+]
+
+
+class GreenmotorUsageError(RuntimeError):
+    """greenmotor was called in a way that cannot work; the message says the right usage."""
+
+
+class DriverGreenlet(greenlet.greenlet):
+    """A child greenlet of the loop's thread that runs one synchronous PyMongo call."""
+
+    def __init__(self, run: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(run, parent=greenlet.getcurrent())
+        self.loop = loop
+        self.thread_id = threading.get_ident()
+        # One copy of the caller's context per greenlet (a new greenlet would otherwise
+        # start with an empty one and lose pymongo.timeout(), sessions, operation ids).
+        self.gr_context = contextvars.copy_context()
+
+    def __repr__(self) -> str:
+        state = "dead" if self.dead else ("running" if self else "not started")
+        return f"<DriverGreenlet {state} on {self.loop!r}>"
+
+
+# Strong references to every greenlet that has started and not finished. A suspended
+# greenlet that is garbage-collected gets GreenletExit thrown in at an arbitrary point,
+# which would leave PyMongo's pool counters and connections half-updated.
+in_flight: set[DriverGreenlet] = set()
+
+
+def current_driver_greenlet() -> DriverGreenlet | None:
+    """The DriverGreenlet we are running in, or None on any other greenlet or thread."""
+    current = greenlet.getcurrent()
+    return current if type(current) is DriverGreenlet else None
+
+
+def spawn(
+    loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> asyncio.Future:
+    """Run ``fn(*args, **kwargs)`` in a new DriverGreenlet; return a Future of its outcome.
+
+    Must be called on the loop's thread, outside any DriverGreenlet. The call starts
+    immediately and runs until it first needs to wait, so quick work costs no extra loop
+    iteration. Cancelling the Future throws ``asyncio.CancelledError`` into the greenlet from
+    a loop callback, so PyMongo's own clean-up (closing the connection, restoring pool
+    counters) runs before the greenlet ends.
+    """
+    if current_driver_greenlet() is not None:
+        raise GreenmotorUsageError(
+            "a greenmotor method was called from inside greenmotor's own greenlet (for example "
+            "from a PyMongo event listener or a sync callback). Schedule it on the loop "
+            "instead: IOLoop.current().add_callback(...)"
+        )
+    future = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
+            if not future.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+        finally:
+            in_flight.discard(glet)
+
+    glet = DriverGreenlet(run, loop)
+    in_flight.add(glet)
+    future.add_done_callback(lambda f: _cancel_if_needed(f, glet))
+    glet.switch()
+    return future
+
+
+def _cancel_if_needed(future: asyncio.Future, glet: DriverGreenlet) -> None:
+    # Runs as a loop callback, i.e. on the hub: the one place a parked greenlet may be
+    # thrown into.
+    if future.cancelled() and not glet.dead:
+        glet.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
+
+
+class Wakeup:
+    """A one-shot way to park the current DriverGreenlet and resume it later.
+
+    Create it inside the DriverGreenlet, arrange for :meth:`fire` (loop thread) or
+    :meth:`fire_threadsafe` (any thread) to be called, then call :meth:`wait`::
+
+        wakeup = Wakeup()
+        loop.add_reader(fd, wakeup.fire, True)
+        try:
+            ready = wakeup.wait(timeout=1.0)   # True, or False after a second
+        finally:
+            loop.remove_reader(fd)
+
+    Only the first fire after :meth:`wait` began resumes the greenlet; later ones (a timer
+    that lost the race, a notification after a cancellation) are ignored.
+    """
+
+    __slots__ = ("greenlet", "parked", "fired")
+
+    def __init__(self) -> None:
+        glet = current_driver_greenlet()
+        if glet is None:
+            raise GreenmotorUsageError(
+                "Wakeup() needs a DriverGreenlet; was a green wait attempted outside "
+                "greenmotor.core.spawn()? Check current_driver_greenlet() first."
+            )
+        self.greenlet = glet
+        self.parked = False
+        self.fired = False
+
+    def __repr__(self) -> str:
+        state = "parked" if self.parked else ("fired" if self.fired else "idle")
+        return f"<Wakeup {state} {self.greenlet!r}>"
+
+    def wait(self, timeout: float | None = None, timeout_value: Any = False) -> Any:
+        """Switch to the loop until fired; return the fired value, or timeout_value."""
+        glet = self.greenlet
+        timer = None
+        if timeout is not None:
+            timer = glet.loop.call_later(max(timeout, 0.0), self.fire, timeout_value)
+        self.parked = True
+        try:
+            return glet.parent.switch()
+        finally:
+            self.parked = False
+            if timer is not None:
+                timer.cancel()
+
+    def fire(self, value: Any = True) -> None:
+        """Resume the parked greenlet with value. Loop thread only."""
+        if self.parked and not self.fired:
+            self.fired = True
+            self.greenlet.switch(value)
+
+    def fire_threadsafe(self, value: Any = True) -> None:
+        """Like fire, from any thread (e.g. PyMongo's monitor threads)."""
+        glet = self.greenlet
+        if threading.get_ident() == glet.thread_id:
+            glet.loop.call_soon(self.fire, value)
+        else:
+            glet.loop.call_soon_threadsafe(self.fire, value)

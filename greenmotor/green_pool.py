@@ -1,0 +1,161 @@
+"""Green waits inside PyMongo: its pool, server selection, and sleeps.
+
+Sync PyMongo waits on ``threading.Condition`` objects (the pool's maxPoolSize and
+maxConnecting queues, the topology's server-selection condition) and calls ``time.sleep``
+between retries. On the loop's thread a real wait there freezes every other operation, and
+for the pool queues it deadlocks: the greenlet that would return the connection can't run.
+
+* :class:`GreenCondition` is a ``threading.Condition`` whose ``wait`` parks a DriverGreenlet
+  and blocks any other caller as usual. ``notify`` may come from any thread (monitor
+  threads call ``Topology.on_change``); the parked greenlet is then resumed by a loop
+  callback, never switched into from the notifier.
+* :class:`GreenPool` is PyMongo's ``Pool`` with those conditions and with
+  :func:`~greenmotor.green_socket.green_socket_interface` as its connection factory.
+* :func:`client_hooks` gives the keyword arguments that make a ``MongoClient`` use them -
+  the hooks PyMongo offers for this (``_pool_class``, ``_condition_class``), so only the
+  greenmotor client's own pools and topology change.
+"""
+
+from __future__ import annotations
+
+import time
+import types
+from typing import Any, Callable
+
+from pymongo.synchronous import client_session, mongo_client
+from pymongo.synchronous.pool import Pool
+
+from greenmotor import green_socket
+from greenmotor.core import Wakeup, current_driver_greenlet
+
+import threading
+
+
+class GreenCondition(threading.Condition):
+    """A Condition that a DriverGreenlet waits on by switching to the loop.
+
+    ::
+
+        cond = GreenCondition(threading.Lock())
+        with cond:
+            cond.wait(timeout=1.0)   # in a DriverGreenlet: the loop keeps running
+
+    Same contract as ``threading.Condition``: ``wait`` returns True if notified, False on
+    timeout, and must be called with the lock held.
+    """
+
+    def __repr__(self) -> str:
+        return f"<GreenCondition waiters={len(self._waiters)}>"  # type: ignore[attr-defined]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if current_driver_greenlet() is None:
+            return super().wait(timeout)
+        if not self._is_owned():  # type: ignore[attr-defined]
+            raise RuntimeError("cannot wait on un-acquired lock")
+        waiter = _GreenWaiter()
+        self._waiters.append(waiter)  # type: ignore[attr-defined]
+        saved = self._release_save()  # type: ignore[attr-defined]
+        notified = False
+        try:
+            notified = waiter.wakeup.wait(timeout)
+        finally:
+            # The lock guards short sections without I/O, so this never waits long.
+            self._acquire_restore(saved)  # type: ignore[attr-defined]
+            if not notified:
+                try:
+                    self._waiters.remove(waiter)  # type: ignore[attr-defined]
+                except ValueError:
+                    pass
+        return notified
+
+
+class _GreenWaiter:
+    """Stands in the Condition's waiter queue where a real thread would put a lock.
+
+    ``Condition.notify`` calls ``release()`` on the waiters it wakes, from whatever thread
+    notifies; a second release must raise RuntimeError, as a released lock's would.
+    """
+
+    __slots__ = ("wakeup", "released")
+
+    def __init__(self) -> None:
+        self.wakeup = Wakeup()
+        self.released = False
+
+    def release(self) -> None:
+        if self.released:
+            raise RuntimeError("release unlocked lock")
+        self.released = True
+        self.wakeup.fire_threadsafe(True)
+
+
+def sleep(seconds: float) -> None:
+    """time.sleep that parks a DriverGreenlet instead of blocking the loop."""
+    if current_driver_greenlet() is None:
+        time.sleep(seconds)
+    else:
+        Wakeup().wait(seconds, timeout_value=None)
+
+
+def _with_globals(func: Callable[..., Any], **replacements: Any) -> Callable[..., Any]:
+    """A copy of func whose global names in ``replacements`` resolve to other objects.
+
+    This is how one PyMongo method gets a green helper without touching PyMongo's module:
+    the original function, and every plain MongoClient using it, is unchanged.
+    """
+    namespace = dict(func.__globals__)
+    namespace.update(replacements)
+    clone = types.FunctionType(
+        func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__
+    )
+    clone.__kwdefaults__ = func.__kwdefaults__
+    clone.__qualname__ = func.__qualname__
+    clone.__doc__ = func.__doc__
+    return clone
+
+
+class GreenPool(Pool):
+    """PyMongo's connection pool with green wait queues and green sockets.
+
+    Monitor pools (``is_sdam``) are only used by PyMongo's monitor threads and stay plain.
+    """
+
+    _green_connect = _with_globals(
+        Pool.connect, _configured_socket_interface=green_socket.green_socket_interface
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_sdam:
+            self.size_cond = GreenCondition(self.lock)
+            self._max_connecting_cond = GreenCondition(self.lock)
+
+    def connect(self, handler: Any = None) -> Any:
+        if self.is_sdam:
+            return super().connect(handler)
+        return self._green_connect(handler)
+
+
+class _GreenTime:
+    """The ``time`` module as PyMongo's retry loops see it: ``sleep`` is green in a greenlet.
+
+    Outside greenmotor's greenlets ``sleep`` is ``time.sleep`` itself, so plain clients keep
+    their exact behaviour.
+    """
+
+    sleep = staticmethod(sleep)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def install_green_sleeps() -> None:
+    """Route the back-off sleeps of PyMongo's retry loops through :func:`sleep`."""
+    for module in (mongo_client, client_session):
+        if not isinstance(module.time, _GreenTime):
+            module.time = _GreenTime()  # type: ignore[assignment]
+
+
+def client_hooks() -> dict[str, Any]:
+    """MongoClient keyword arguments that make its pools and topology green."""
+    return {"_pool_class": GreenPool, "_condition_class": GreenCondition}

@@ -1,0 +1,286 @@
+"""The green socket: what PyMongo's connection factory returns for a greenmotor pool.
+
+PyMongo reads and writes a connection through a handful of socket methods (``recv_into``,
+``sendall``, ``settimeout``, ``gettimeout``, ``fileno``, ``close``). :class:`GreenSocket`
+offers exactly those over a non-blocking socket:
+
+* in a DriverGreenlet, a read or write that would block parks the greenlet until the loop
+  sees the file descriptor ready (``add_reader``/``add_writer``, removed again after every
+  wait), so the loop keeps running;
+* anywhere else (PyMongo's monitor and kill-cursors threads share pooled sockets) it waits
+  with ``poll()``, i.e. it behaves as the blocking socket PyMongo expects.
+
+Either way a timeout behaves exactly as on a blocking socket, because PyMongo relies on it:
+``None`` waits forever, ``0.0`` tries once and raises ``BlockingIOError`` (or the SSL
+"want read/write" error), and ``t > 0`` raises ``TimeoutError("timed out")`` after t seconds.
+
+:func:`green_socket_interface` replaces ``pymongo.pool_shared._configured_socket_interface``
+for greenmotor pools: DNS in the loop's executor, a non-blocking connect bounded by
+connectTimeoutMS or the CSOT deadline, and the TLS handshake with the ``SSLContext`` PyMongo
+built (SNI, hostname check, session reuse), all without blocking the loop.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import select
+import socket
+import ssl
+import time
+from typing import Any
+
+from pymongo import _csot
+from pymongo.errors import ConfigurationError
+from pymongo.network_layer import NetworkingInterface
+from pymongo.pool_shared import (
+    _get_ssl_session,
+    _get_timeout_details,
+    _raise_connection_failure,
+    _set_keepalive_times,
+)
+
+from greenmotor.core import Wakeup, current_driver_greenlet
+
+_READ, _WRITE = select.POLLIN | select.POLLPRI, select.POLLOUT
+_WANT_IO = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+def _wanted_event(exc: BaseException, default: int) -> int:
+    """Which readiness an interrupted call waits for (TLS can read while writing)."""
+    if isinstance(exc, ssl.SSLWantReadError):
+        return _READ
+    if isinstance(exc, ssl.SSLWantWriteError):
+        return _WRITE
+    return default
+
+
+def wait_for_fd(fd: int, event: int, timeout: float | None) -> bool:
+    """Wait until fd is ready for event (POLLIN or POLLOUT); False if timeout passed first.
+
+    Parks the DriverGreenlet if we are in one, else blocks the thread in poll().
+    """
+    glet = current_driver_greenlet()
+    if glet is None:
+        poller = select.poll()  # not select(): it fails for descriptors >= 1024
+        poller.register(fd, event | select.POLLERR | select.POLLHUP)
+        return bool(poller.poll(None if timeout is None else max(timeout, 0.0) * 1000))
+    loop = glet.loop
+    wakeup = Wakeup()
+    if event == _WRITE:
+        loop.add_writer(fd, wakeup.fire, True)
+        try:
+            return wakeup.wait(timeout)
+        finally:
+            loop.remove_writer(fd)
+    loop.add_reader(fd, wakeup.fire, True)
+    try:
+        return wakeup.wait(timeout)
+    finally:
+        loop.remove_reader(fd)
+
+
+class GreenSocket:
+    """A non-blocking socket (plain or TLS) that PyMongo can use as a blocking one.
+
+    ::
+
+        sock = GreenSocket(socket.create_connection(("127.0.0.1", 27017)))
+        sock.settimeout(5.0)
+        sock.sendall(message)          # parks the greenlet, or blocks off the loop
+        n = sock.recv_into(buffer)     # TimeoutError("timed out") after 5 s of silence
+    """
+
+    __slots__ = ("_sock", "_timeout")
+
+    def __init__(self, sock: socket.socket | ssl.SSLSocket, timeout: float | None = None):
+        sock.setblocking(False)
+        self._sock = sock
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        fd = self._sock.fileno()
+        state = "closed" if fd == -1 else f"fd={fd}"
+        return f"<GreenSocket {state} timeout={self._timeout!r}>"
+
+    # The socket API PyMongo uses.
+    def settimeout(self, timeout: float | None) -> None:
+        self._timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def fileno(self) -> int:
+        return self._sock.fileno()  # -1 once closed, which PyMongo checks for
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        deadline = None
+        while True:
+            try:
+                return self._sock.recv_into(buffer, nbytes)
+            except _WANT_IO as exc:
+                deadline = self._wait_or_raise(exc, _wanted_event(exc, _READ), deadline)
+
+    def sendall(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        deadline = None  # like a blocking socket, the timeout bounds the whole sendall
+        while view:
+            try:
+                sent = self._sock.send(view)
+            except _WANT_IO as exc:
+                deadline = self._wait_or_raise(exc, _wanted_event(exc, _WRITE), deadline)
+            else:
+                view = view[sent:]
+
+    def _wait_or_raise(self, exc: BaseException, event: int, deadline: float | None) -> float | None:
+        """Wait for the socket, honouring the blocking-socket timeout; return the deadline."""
+        timeout = self._timeout
+        if timeout is None:
+            wait_for_fd(self._sock.fileno(), event, None)
+            return None
+        if timeout == 0.0:
+            raise exc  # a non-blocking try that found nothing, as PyMongo expects
+        now = time.monotonic()
+        if deadline is None:
+            deadline = now + timeout
+        if now >= deadline or not wait_for_fd(self._sock.fileno(), event, deadline - now):
+            raise TimeoutError("timed out")
+        return deadline
+
+    def do_handshake(self) -> None:
+        """Complete the TLS handshake of a wrapped socket within the timeout."""
+        deadline = None
+        while True:
+            try:
+                return self._sock.do_handshake()  # type: ignore[union-attr]
+            except _WANT_IO as exc:
+                deadline = self._wait_or_raise(exc, _wanted_event(exc, _READ), deadline)
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (getpeercert, version, cipher, session, ...) is the real socket's.
+        return getattr(self._sock, name)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def getaddrinfo(host: str, port: int, family: int, type: int) -> list:
+    """socket.getaddrinfo that resolves names in the loop's executor when in a greenlet."""
+    glet = current_driver_greenlet()
+    if glet is None or _is_ip_literal(host):
+        return socket.getaddrinfo(host, port, family=family, type=type)
+    future = glet.loop.run_in_executor(None, socket.getaddrinfo, host, port, family, type)
+    wakeup = Wakeup()
+    future.add_done_callback(wakeup.fire)
+    try:
+        wakeup.wait()
+    except BaseException:
+        future.cancel()
+        raise
+    return future.result()
+
+
+def _connect_timeout(options: Any) -> float | None:
+    timeout = _csot.remaining()
+    if timeout is None:
+        return options.connect_timeout
+    if timeout <= 0:
+        raise TimeoutError("timed out")
+    return timeout
+
+
+def _connect_tcp(address: tuple[str, int], options: Any) -> GreenSocket:
+    """Resolve and connect like PyMongo's own factory, without blocking the loop."""
+    host, port = address
+    if host.endswith(".sock"):
+        unix = socket.socket(socket.AF_UNIX)
+        sock = GreenSocket(unix, _connect_timeout(options))
+        _green_connect(sock, host)
+        return sock
+    # PyMongo skips IPv6 for 'localhost' to avoid slow connects; so do we.
+    family = socket.AF_INET if host == "localhost" or not socket.has_ipv6 else socket.AF_UNSPEC
+    err: OSError | None = None
+    for af, socktype, proto, _, sa in getaddrinfo(host, port, family, socket.SOCK_STREAM):
+        raw = socket.socket(af, socktype, proto)  # non-inheritable by default (PEP 446)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+            _set_keepalive_times(raw)
+            sock = GreenSocket(raw, _connect_timeout(options))
+            _green_connect(sock, sa)
+            return sock
+        except OSError as exc:
+            err = exc
+            raw.close()
+    raise err if err is not None else OSError("getaddrinfo failed")
+
+
+def _green_connect(sock: GreenSocket, sa: Any) -> None:
+    code = sock._sock.connect_ex(sa)
+    if code in (errno.EINPROGRESS, errno.EAGAIN, errno.EWOULDBLOCK):
+        timeout = sock.gettimeout()
+        if not wait_for_fd(sock.fileno(), _WRITE, timeout):
+            raise TimeoutError("timed out")
+        code = sock._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if code:
+        raise OSError(code, errno.errorcode.get(code, "connect failed"))
+
+
+def green_socket_interface(
+    address: tuple[str, int], options: Any, ssl_session_cache: list[Any] | None = None
+) -> NetworkingInterface:
+    """greenmotor's replacement for PyMongo's ``_configured_socket_interface``."""
+    sock = _connect_tcp(address, options)
+    ssl_context = options._ssl_context
+    if ssl_context is None:
+        sock.settimeout(options.socket_timeout)
+        return NetworkingInterface(sock)
+    if not isinstance(ssl_context, ssl.SSLContext):
+        sock.close()
+        raise ConfigurationError(
+            "greenmotor supports TLS through Python's ssl module only; uninstall PyOpenSSL "
+            f"(PyMongo built a {type(ssl_context).__name__})"
+        )
+    host = address[0]
+    session = ssl_session_cache[0] if ssl_session_cache is not None else None
+    try:
+        tls = GreenSocket(
+            ssl_context.wrap_socket(
+                sock._sock, server_hostname=host, session=session, do_handshake_on_connect=False
+            ),
+            sock.gettimeout(),
+        )
+        tls.do_handshake()
+    except ssl.CertificateError:
+        sock.close()
+        raise
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        _raise_connection_failure(
+            address, exc, "SSL handshake failed: ", timeout_details=_get_timeout_details(options)
+        )
+    if (
+        ssl_context.verify_mode
+        and not ssl_context.check_hostname
+        and not options.tls_allow_invalid_hostnames
+    ):
+        # PyMongo turns check_hostname off for IP literals on old Pythons; check by hand then.
+        try:
+            ssl.match_hostname(tls.getpeercert(), hostname=host)  # type: ignore[attr-defined]
+        except ssl.CertificateError:
+            tls.close()
+            raise
+    if ssl_session_cache is not None:
+        new_session = _get_ssl_session(tls._sock)
+        if new_session is not None:
+            ssl_session_cache[0] = new_session
+    tls.settimeout(options.socket_timeout)
+    return NetworkingInterface(tls)

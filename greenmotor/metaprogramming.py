@@ -1,0 +1,213 @@
+"""Generate the public classes from declarative class bodies over PyMongo's classes.
+
+A public class names the PyMongo class it wraps and declares each attribute once::
+
+    class MotorCollection(MotorWrapper):
+        __delegate_class__ = pymongo.collection.Collection
+
+        insert_one = Async()                    # runs in a greenlet; Future or callback
+        find = Delegate(wrap="MotorCursor")     # no I/O; result wrapped
+        name = ReadOnly()                       # the delegate's attribute
+
+When the class is created each declaration is replaced by the real method or property,
+named and documented after the PyMongo attribute it delegates to. All behaviour lives in
+the four declarations below and in :class:`MotorWrapper`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any, Callable
+
+from greenmotor.core import spawn
+
+__all__ = ["Async", "Chain", "Delegate", "MotorWrapper", "ReadOnly"]
+
+_classes: dict[str, type[MotorWrapper]] = {}
+
+_FUTURE_NOTE = """
+
+greenmotor: returns a Future to ``await`` (or ``yield`` in a ``gen.coroutine``) that
+resolves to {result}. With ``callback=fn`` it returns None and later calls
+``fn(result, error)`` on the loop's thread, ``error`` being the exception PyMongo raised.
+"""
+
+
+def _unwrap(value: Any) -> Any:
+    return value.delegate if isinstance(value, MotorWrapper) else value
+
+
+def _unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """Motor objects given as arguments (sessions, databases...) become PyMongo's."""
+    return (
+        tuple(map(_unwrap, args)),
+        {key: _unwrap(value) for key, value in kwargs.items()},
+    )
+
+
+def check_callback(callback: Any) -> None:
+    if not callable(callback):
+        raise TypeError(
+            f"callback must be a callable taking (result, error), not {callback!r}; "
+            "or leave it out and await the returned Future"
+        )
+
+
+def deliver_to_callback(callback: Callable[[Any, Any], Any], future: asyncio.Future) -> None:
+    """Future done-callback: call ``callback(result, error)``, always in a later iteration."""
+    if future.cancelled():
+        callback(None, asyncio.CancelledError())
+    elif future.exception() is not None:
+        callback(None, future.exception())
+    else:
+        callback(future.result(), None)
+
+
+def future_or_callback(future: asyncio.Future, callback: Any) -> asyncio.Future | None:
+    if callback is None:
+        return future
+    future.add_done_callback(functools.partial(deliver_to_callback, callback))
+    return None
+
+
+class MotorAttribute:
+    """A declaration in a class body, built into the real attribute when the class is made."""
+
+    def __init__(self, wrap: str | None = None, attr_name: str | None = None, doc: str = ""):
+        self.wrap = wrap  # name of the public class that wraps the result, if any
+        self.attr_name = attr_name  # the delegate's attribute, if named differently
+        self.doc = doc
+
+    def wrapper_class(self) -> type[MotorWrapper] | None:
+        return _classes[self.wrap] if self.wrap else None
+
+    def delegate_doc(self, cls: type, name: str) -> str:
+        target = getattr(cls.__delegate_class__, name, None)
+        return self.doc or (target.__doc__ or "" if target is not None else "")
+
+    def build(self, cls: type[MotorWrapper], name: str) -> Any:
+        raise NotImplementedError
+
+
+class Async(MotorAttribute):
+    """A PyMongo method that may do I/O: run it in a greenlet, answer with a Future."""
+
+    def build(self, cls: type[MotorWrapper], name: str) -> Any:
+        attr_name = self.attr_name or name
+        wrap_declaration = self
+
+        def method(self: MotorWrapper, *args: Any, callback: Any = None, **kwargs: Any) -> Any:
+            if callback is not None:
+                check_callback(callback)
+            loop = self._client._loop_for_call()
+            bound = getattr(self.delegate, attr_name)
+            if args or kwargs:
+                args, kwargs = _unwrap_all(args, kwargs)
+            wrap = wrap_declaration.wrapper_class()
+            if wrap is None:
+                future = spawn(loop, bound, *args, **kwargs)
+            else:
+                future = spawn(loop, lambda: wrap._from_delegate(self, bound(*args, **kwargs)))
+            return future_or_callback(future, callback)
+
+        result = f"a {self.wrap}" if self.wrap else "PyMongo's result"
+        method.__doc__ = self.delegate_doc(cls, attr_name) + _FUTURE_NOTE.format(result=result)
+        return method
+
+
+class Delegate(MotorAttribute):
+    """A PyMongo method that does no I/O: call it directly, wrapping its result if asked."""
+
+    def build(self, cls: type[MotorWrapper], name: str) -> Any:
+        attr_name = self.attr_name or name
+        wrap_declaration = self
+
+        def method(self: MotorWrapper, *args: Any, **kwargs: Any) -> Any:
+            args, kwargs = _unwrap_all(args, kwargs)
+            result = getattr(self.delegate, attr_name)(*args, **kwargs)
+            wrap = wrap_declaration.wrapper_class()
+            return result if wrap is None else wrap._from_delegate(self, result)
+
+        method.__doc__ = self.delegate_doc(cls, attr_name)
+        return method
+
+
+class Chain(MotorAttribute):
+    """A cursor-building PyMongo method (``sort``, ``limit``...): returns the Motor object."""
+
+    def build(self, cls: type[MotorWrapper], name: str) -> Any:
+        attr_name = self.attr_name or name
+
+        def method(self: MotorWrapper, *args: Any, **kwargs: Any) -> Any:
+            args, kwargs = _unwrap_all(args, kwargs)
+            getattr(self.delegate, attr_name)(*args, **kwargs)
+            return self
+
+        method.__doc__ = self.delegate_doc(cls, attr_name)
+        return method
+
+
+class ReadOnly(MotorAttribute):
+    """A PyMongo attribute or property, read through; wrapped if it is a PyMongo object."""
+
+    def build(self, cls: type[MotorWrapper], name: str) -> Any:
+        attr_name = self.attr_name or name
+        wrap_declaration = self
+
+        def getter(self: MotorWrapper) -> Any:
+            value = getattr(self.delegate, attr_name)
+            wrap = wrap_declaration.wrapper_class()
+            return value if wrap is None else wrap._from_delegate(self, value)
+
+        return property(getter, doc=self.delegate_doc(cls, attr_name))
+
+
+class MotorWrapper:
+    """Base of the public classes: holds the PyMongo object (``delegate``) and the client.
+
+    Subclasses set ``__delegate_class__`` and declare their API with the attributes above.
+    """
+
+    __delegate_class__: type = object
+    delegate: Any
+    _client: Any  # the MotorClient, which knows the loop
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if isinstance(value, MotorAttribute):
+                built = value.build(cls, name)
+                if callable(built):
+                    built.__name__ = name
+                    built.__qualname__ = f"{cls.__name__}.{name}"
+                setattr(cls, name, built)
+        _classes[cls.__name__] = cls
+
+    @classmethod
+    def _from_delegate(cls, owner: MotorWrapper, delegate: Any) -> Any:
+        """Wrap a PyMongo object produced by ``owner`` (another public object)."""
+        if delegate is None:
+            return None
+        obj = cls.__new__(cls)
+        obj.delegate = delegate
+        obj._client = owner._client
+        return obj
+
+    def get_io_loop(self) -> Any:
+        return self._client.get_io_loop()
+
+    @property
+    def io_loop(self) -> Any:
+        return self._client.get_io_loop()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MotorWrapper):
+            return type(self) is type(other) and self.delegate == other.delegate
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.delegate)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.delegate!r})"

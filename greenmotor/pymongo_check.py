@@ -1,0 +1,54 @@
+"""Fail at import, with a clear message, on a PyMongo greenmotor has not been tested with.
+
+greenmotor hooks a few private PyMongo names (listed in :data:`HOOKED`). They move between
+minor releases, so greenmotor pins the range it tests and checks every hook is still there.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pymongo
+
+SUPPORTED = (4, 20)
+SUPPORTED_RANGE = "pymongo>=4.20,<4.21"
+
+# module -> names greenmotor relies on there.
+HOOKED = {
+    "pymongo.synchronous.pool": ["Pool", "_configured_socket_interface"],
+    "pymongo.pool_shared": [
+        "_get_ssl_session",
+        "_get_timeout_details",
+        "_raise_connection_failure",
+        "_set_keepalive_times",
+    ],
+    "pymongo.network_layer": ["NetworkingInterface", "receive_data"],
+    "pymongo.synchronous.mongo_client": ["MongoClient", "time"],
+    "pymongo.synchronous.client_session": ["time"],
+    "pymongo._csot": ["remaining"],
+}
+
+
+def check_pymongo() -> None:
+    problems = []
+    if tuple(pymongo.version_tuple[:2]) != SUPPORTED:
+        problems.append(f"PyMongo {pymongo.version} is installed")
+    for module_name, names in HOOKED.items():
+        module = importlib.import_module(module_name)
+        problems += [f"{module_name}.{n} is missing" for n in names if not hasattr(module, n)]
+    if not problems:
+        from pymongo.synchronous.pool import Pool
+
+        # GreenPool swaps the socket factory Pool.connect looks up, and the two conditions
+        # Pool.__init__ creates.
+        if "_configured_socket_interface" not in Pool.connect.__code__.co_names:
+            problems.append("Pool.connect no longer calls _configured_socket_interface")
+        if not {"size_cond", "_max_connecting_cond"} <= set(Pool.__init__.__code__.co_names):
+            problems.append("Pool.__init__ no longer creates size_cond/_max_connecting_cond")
+        if "_condition_class" not in pymongo.MongoClient.__init__.__code__.co_consts:
+            problems.append("MongoClient no longer accepts _condition_class")
+    if problems:
+        raise ImportError(
+            f"greenmotor supports {SUPPORTED_RANGE}, but: {'; '.join(problems)}. "
+            f"Install a supported PyMongo: pip install '{SUPPORTED_RANGE}'"
+        )
