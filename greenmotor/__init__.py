@@ -12,15 +12,31 @@ from greenmotor.pymongo_check import check_pymongo
 
 check_pymongo()
 
+from greenmotor.change_stream import MotorChangeStream  # noqa: E402
 from greenmotor.client import MotorClient, MotorCollection, MotorDatabase  # noqa: E402
+from greenmotor.cursor import (  # noqa: E402
+    MotorCommandCursor,
+    MotorCursor,
+    MotorLatentCommandCursor,
+    MotorRawBatchCommandCursor,
+    MotorRawBatchCursor,
+)
+from greenmotor.session import MotorClientSession  # noqa: E402
 from greenmotor.core import GreenmotorUsageError  # noqa: E402
 
 version = __version__ = "0.1.0"
 
 __all__ = [
     "GreenmotorUsageError",
+    "MotorChangeStream",
     "MotorClient",
+    "MotorClientSession",
     "MotorCollection",
+    "MotorCommandCursor",
+    "MotorCursor",
     "MotorDatabase",
+    "MotorLatentCommandCursor",
+    "MotorRawBatchCommandCursor",
+    "MotorRawBatchCursor",
     "version",
 ]

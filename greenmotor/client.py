@@ -14,13 +14,35 @@ from typing import Any
 import pymongo
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import InvalidOperation
 from tornado.ioloop import IOLoop
 
 from greenmotor import green_pool
+from greenmotor.change_stream import MotorChangeStream
 from greenmotor.core import GreenmotorUsageError, spawn
-from greenmotor.metaprogramming import Async, Delegate, MotorWrapper, ReadOnly
+from greenmotor.cursor import (
+    MotorCommandCursor,
+    MotorCursor,
+    MotorLatentCommandCursor,
+    MotorRawBatchCommandCursor,
+    MotorRawBatchCursor,
+)
+from greenmotor.metaprogramming import (
+    Async,
+    Delegate,
+    MotorWrapper,
+    ReadOnly,
+    consume_exception,
+    unwrap_all,
+)
+from greenmotor.session import MotorClientSession
 
 __all__ = ["MotorClient", "MotorCollection", "MotorDatabase"]
+
+
+class _MotorLatentRawBatchCommandCursor(MotorLatentCommandCursor):
+    __delegate_class__ = MotorRawBatchCommandCursor.__delegate_class__
+
 
 
 class _CommonProperties(MotorWrapper):
@@ -28,6 +50,18 @@ class _CommonProperties(MotorWrapper):
     read_preference = ReadOnly()
     read_concern = ReadOnly()
     write_concern = ReadOnly()
+
+    def watch(self, *args: Any, **kwargs: Any) -> MotorChangeStream:
+        """A change stream on this client, database or collection (PyMongo's arguments).
+
+        Returns at once; the stream opens on first use.
+        """
+        args, kwargs = unwrap_all(args, kwargs)
+        return MotorChangeStream(self, *args, **kwargs)
+
+    def _latent(self, cls: type, method: str, *args: Any, **kwargs: Any) -> Any:
+        args, kwargs = unwrap_all(args, kwargs)
+        return cls(self, getattr(self.delegate, method), *args, **kwargs)
 
 
 class MotorClient(_CommonProperties):
@@ -75,6 +109,7 @@ class MotorClient(_CommonProperties):
         green_pool.install_green_sleeps()
         self.delegate = pymongo.MongoClient(*args, **kwargs, **green_pool.client_hooks())
         self._client = self
+        self._closed = False
         self._io_loop = io_loop
         self._asyncio_loop = io_loop.asyncio_loop if io_loop is not None else None  # type: ignore[attr-defined]
 
@@ -89,6 +124,8 @@ class MotorClient(_CommonProperties):
 
     def _loop_for_call(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop to run an operation on; refuses calls that cannot work."""
+        if self._closed:
+            raise InvalidOperation("Cannot use MotorClient after close")
         running = asyncio._get_running_loop()
         loop = self._asyncio_loop
         if loop is None:
@@ -114,10 +151,11 @@ class MotorClient(_CommonProperties):
         Sending ``endSessions`` is I/O: when called on the running loop's thread it runs in a
         greenlet so the loop is not blocked; anywhere else it runs directly, as in PyMongo.
         """
+        self._closed = True
         loop = self._asyncio_loop
         if loop is not None and loop.is_running() and asyncio._get_running_loop() is loop:
             future = spawn(loop, self.delegate.close)
-            future.add_done_callback(_consume_exception)
+            future.add_done_callback(consume_exception)
         else:
             self.delegate.close()
 
@@ -132,19 +170,11 @@ class MotorClient(_CommonProperties):
     def __getitem__(self, name: str) -> MotorDatabase:
         return MotorDatabase._from_delegate(self, self.delegate[name])
 
-    def __hash__(self) -> int:
-        return hash(self.delegate)
-
     def __enter__(self) -> MotorClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-def _consume_exception(future: asyncio.Future) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 class MotorDatabase(_CommonProperties):
@@ -162,6 +192,11 @@ class MotorDatabase(_CommonProperties):
     validate_collection = Async()
     get_collection = Delegate(wrap="MotorCollection")
     with_options = Delegate(wrap="MotorDatabase")
+    cursor_command = Async(wrap="MotorCommandCursor")
+
+    def aggregate(self, pipeline: Any, *args: Any, **kwargs: Any) -> MotorLatentCommandCursor:
+        """Run a database-level aggregation; the command is sent on first iteration."""
+        return self._latent(MotorLatentCommandCursor, "aggregate", pipeline, *args, **kwargs)
 
     def __init__(self, client: MotorClient, name: str, **kwargs: Any) -> None:
         if not isinstance(client, MotorClient):
@@ -189,9 +224,6 @@ class MotorDatabase(_CommonProperties):
             "MotorDatabase objects do not implement truth value testing or bool(); "
             "compare with None instead: database is not None"
         )
-
-    def __hash__(self) -> int:
-        return hash(self.delegate)
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(
@@ -235,6 +267,26 @@ class MotorCollection(_CommonProperties):
     update_one = Async()
     update_search_index = Async()
     with_options = Delegate(wrap="MotorCollection")
+    find = Delegate(wrap="MotorCursor")
+    find_raw_batches = Delegate(wrap="MotorRawBatchCursor")
+
+    def aggregate(self, pipeline: Any, *args: Any, **kwargs: Any) -> MotorLatentCommandCursor:
+        """Run an aggregation; the command is sent on first iteration."""
+        return self._latent(MotorLatentCommandCursor, "aggregate", pipeline, *args, **kwargs)
+
+    def aggregate_raw_batches(self, pipeline: Any, **kwargs: Any) -> MotorLatentCommandCursor:
+        """Like aggregate, yielding raw BSON batches."""
+        return self._latent(
+            _MotorLatentRawBatchCommandCursor, "aggregate_raw_batches", pipeline, **kwargs
+        )
+
+    def list_indexes(self, *args: Any, **kwargs: Any) -> MotorLatentCommandCursor:
+        """A cursor over this collection's index documents (sent on first iteration)."""
+        return self._latent(MotorLatentCommandCursor, "list_indexes", *args, **kwargs)
+
+    def list_search_indexes(self, *args: Any, **kwargs: Any) -> MotorLatentCommandCursor:
+        """A cursor over this collection's Atlas Search indexes (sent on first iteration)."""
+        return self._latent(MotorLatentCommandCursor, "list_search_indexes", *args, **kwargs)
 
     def __init__(self, database: MotorDatabase, name: str, **kwargs: Any) -> None:
         if not isinstance(database, MotorDatabase):
@@ -263,9 +315,6 @@ class MotorCollection(_CommonProperties):
             "MotorCollection objects do not implement truth value testing or bool(); "
             "compare with None instead: collection is not None"
         )
-
-    def __hash__(self) -> int:
-        return hash(self.delegate)
 
     def __call__(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError(

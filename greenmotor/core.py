@@ -97,6 +97,8 @@ def spawn(
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
+            if isinstance(exc, StopIteration):  # can't be a Future's exception
+                exc = StopAsyncIteration(*exc.args)
             if not future.done():
                 if isinstance(exc, asyncio.CancelledError):
                     future.cancel()

@@ -38,7 +38,7 @@ def _unwrap(value: Any) -> Any:
     return value.delegate if isinstance(value, MotorWrapper) else value
 
 
-def _unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+def unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Motor objects given as arguments (sessions, databases...) become PyMongo's."""
     return (
         tuple(map(_unwrap, args)),
@@ -69,6 +69,12 @@ def future_or_callback(future: asyncio.Future, callback: Any) -> asyncio.Future 
         return future
     future.add_done_callback(functools.partial(deliver_to_callback, callback))
     return None
+
+
+def consume_exception(future: asyncio.Future) -> None:
+    """Done-callback for a Future nobody awaits: its error must not be logged as lost."""
+    if not future.cancelled():
+        future.exception()
 
 
 class MotorAttribute:
@@ -103,7 +109,7 @@ class Async(MotorAttribute):
             loop = self._client._loop_for_call()
             bound = getattr(self.delegate, attr_name)
             if args or kwargs:
-                args, kwargs = _unwrap_all(args, kwargs)
+                args, kwargs = unwrap_all(args, kwargs)
             wrap = wrap_declaration.wrapper_class()
             if wrap is None:
                 future = spawn(loop, bound, *args, **kwargs)
@@ -124,7 +130,7 @@ class Delegate(MotorAttribute):
         wrap_declaration = self
 
         def method(self: MotorWrapper, *args: Any, **kwargs: Any) -> Any:
-            args, kwargs = _unwrap_all(args, kwargs)
+            args, kwargs = unwrap_all(args, kwargs)
             result = getattr(self.delegate, attr_name)(*args, **kwargs)
             wrap = wrap_declaration.wrapper_class()
             return result if wrap is None else wrap._from_delegate(self, result)
@@ -140,7 +146,7 @@ class Chain(MotorAttribute):
         attr_name = self.attr_name or name
 
         def method(self: MotorWrapper, *args: Any, **kwargs: Any) -> Any:
-            args, kwargs = _unwrap_all(args, kwargs)
+            args, kwargs = unwrap_all(args, kwargs)
             getattr(self.delegate, attr_name)(*args, **kwargs)
             return self
 

@@ -1,0 +1,104 @@
+"""MotorChangeStream: ``watch()`` on a client, database or collection.
+
+The stream is opened (an ``aggregate`` with ``$changeStream``) on first use, in a
+greenlet; waiting for changes parks that greenlet, never a thread::
+
+    async with collection.watch([{"$match": {"operationType": "insert"}}]) as stream:
+        async for change in stream:
+            print(change["fullDocument"])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.synchronous.change_stream import ChangeStream
+
+from greenmotor.core import spawn
+from greenmotor.metaprogramming import MotorWrapper, check_callback, future_or_callback
+
+__all__ = ["MotorChangeStream"]
+
+
+class MotorChangeStream(MotorWrapper):
+    """A change stream; created by ``watch()``, opened on first ``next``/``try_next``."""
+
+    __delegate_class__ = ChangeStream
+
+    def __init__(self, target: MotorWrapper, *args: Any, **kwargs: Any) -> None:
+        self.delegate = None
+        self._client = target._client
+        self._target = target.delegate
+        self._args = args
+        self._kwargs = kwargs
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("not started" if self.delegate is None else "open")
+        return f"<MotorChangeStream {state} on {self._target!r}>"
+
+    def _open(self) -> ChangeStream:
+        # In a greenlet: opening the stream is an aggregate command.
+        if self.delegate is None:
+            self.delegate = self._target.watch(*self._args, **self._kwargs)
+        return self.delegate
+
+    def _run(self, method: str, callback: Any = None) -> Any:
+        if callback is not None:
+            check_callback(callback)
+        loop = self._client._loop_for_call()
+        return future_or_callback(spawn(loop, lambda: getattr(self._open(), method)()), callback)
+
+    @property
+    def alive(self) -> bool:
+        """False once closed; a stream not yet opened is alive."""
+        if self._closed:
+            return False
+        return True if self.delegate is None else self.delegate.alive
+
+    @property
+    def resume_token(self) -> Any:
+        return None if self.delegate is None else self.delegate.resume_token
+
+    def next(self, callback: Any = None) -> Any:
+        """The next change; waits (without blocking the loop) until there is one."""
+        return self._run("next", callback)
+
+    def try_next(self, callback: Any = None) -> Any:
+        """The next change, or None if none arrived during one getMore."""
+        return self._run("try_next", callback)
+
+    def close(self, callback: Any = None) -> Any:
+        """Close the stream and kill its server cursor."""
+        self._closed = True
+        if self.delegate is None:
+            self.delegate = _ClosedBeforeOpened()
+        return self._run("close", callback)
+
+    def __aiter__(self) -> MotorChangeStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self.alive:
+            raise StopAsyncIteration
+        return await self.next()
+
+    async def __aenter__(self) -> MotorChangeStream:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+
+class _ClosedBeforeOpened:
+    alive = False
+    resume_token = None
+
+    def close(self) -> None:
+        pass
+
+    def next(self) -> Any:
+        raise StopIteration
+
+    def try_next(self) -> None:
+        return None

@@ -1,0 +1,347 @@
+"""Cursors: MotorCursor (find), MotorCommandCursor (aggregate, list_*), and their latent and
+raw-batch variants.
+
+A cursor does no I/O until it is iterated. Documents already fetched are handed out
+directly; only when PyMongo's batch is empty does a greenlet run ``find``/``getMore``::
+
+    async for doc in collection.find({"x": {"$gt": 1}}).sort("x").limit(10):
+        print(doc)
+    docs = await collection.find().to_list(100)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import warnings
+from typing import Any, Callable
+
+from pymongo.cursor import CursorType
+from pymongo.errors import InvalidOperation
+from pymongo.synchronous.command_cursor import CommandCursor, RawBatchCommandCursor
+from pymongo.synchronous.cursor import Cursor, RawBatchCursor
+
+from greenmotor.core import spawn
+from greenmotor.metaprogramming import (
+    Async,
+    Chain,
+    MotorWrapper,
+    ReadOnly,
+    check_callback,
+    consume_exception,
+    future_or_callback,
+)
+
+__all__ = [
+    "MotorCommandCursor",
+    "MotorCursor",
+    "MotorLatentCommandCursor",
+    "MotorRawBatchCommandCursor",
+    "MotorRawBatchCursor",
+]
+
+_NO_MORE = object()  # StopIteration can't cross a Future
+
+
+def _next_or_no_more(cursor: Any) -> Any:
+    try:
+        return cursor.next()
+    except StopIteration:
+        return _NO_MORE
+
+
+def _take(cursor: Any, length: int | None) -> list:
+    """Up to length documents (all if None), fetching batches as needed: one greenlet."""
+    docs: list = []
+    if length is None:
+        docs.extend(cursor)
+        return docs
+    for doc in cursor:
+        docs.append(doc)
+        if len(docs) >= length:
+            break
+    return docs
+
+
+class _BaseCursor(MotorWrapper):
+    """What find cursors and command cursors share: iteration in its four styles."""
+
+    address = ReadOnly()
+    alive = ReadOnly()
+    cursor_id = ReadOnly()
+    session = ReadOnly()
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return self._client._loop_for_call()  # type: ignore[no-any-return]
+
+    def _buffered(self) -> int:
+        return len(self.delegate._data)
+
+    def _is_tailable(self) -> bool:
+        return False
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+        """Run fn(delegate, *args) in a greenlet (command cursors start their command here)."""
+        return spawn(self._loop(), lambda: fn(self._started_delegate(), *args))
+
+    def _started_delegate(self) -> Any:
+        return self.delegate
+
+    # async for / next
+    def __aiter__(self) -> _BaseCursor:
+        return self
+
+    async def next(self) -> Any:
+        """The next document; raises ``StopAsyncIteration`` when there are no more."""
+        if self._buffered():
+            return self.delegate.next()
+        doc = await self._run(_next_or_no_more)
+        if doc is _NO_MORE:
+            raise StopAsyncIteration
+        return doc
+
+    __anext__ = next
+
+    async def __aenter__(self) -> _BaseCursor:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    def to_list(self, length: int | None = None, callback: Any = None) -> Any:
+        """A list of up to ``length`` documents (all of them if None).
+
+        Returns a Future, or calls ``callback(docs, error)``.
+        """
+        if callback is not None:
+            check_callback(callback)
+        if length is not None:
+            if not isinstance(length, int) or isinstance(length, bool):
+                raise TypeError(f"length must be an int or None, not {length!r}")
+            if length < 0:
+                raise ValueError("length must be non-negative")
+        if self._is_tailable():
+            raise InvalidOperation("Can't call to_list on tailable cursor")
+        loop = self._loop()
+        if length == 0:
+            future = loop.create_future()
+            future.set_result([])
+        else:
+            future = self._run(_take, length)
+        return future_or_callback(future, callback)
+
+    def each(self, callback: Callable[[Any, Any], Any]) -> None:
+        """Call ``callback(doc, None)`` for each document, then ``callback(None, None)``.
+
+        Errors arrive as ``callback(None, error)``. Returning ``False`` (exactly) from the
+        callback stops the iteration. Every call happens on the loop, never inside each().
+        """
+        check_callback(callback)
+        self._loop().call_soon(self._each_step, callback, None)
+
+    def _each_step(self, callback: Callable[[Any, Any], Any], fetched: asyncio.Future | None) -> None:
+        if fetched is not None and fetched.exception() is not None:
+            callback(None, fetched.exception())
+            return
+        while self._buffered():
+            if callback(self.delegate.next(), None) is False:
+                return
+        if fetched is not None and fetched.result() is _NO_MORE:
+            callback(None, None)
+            return
+        future = self._run(_next_or_no_more)
+        future.add_done_callback(functools.partial(self._each_got, callback))
+
+    def _each_got(self, callback: Callable[[Any, Any], Any], future: asyncio.Future) -> None:
+        if future.exception() is None and future.result() is not _NO_MORE:
+            self.delegate._data.appendleft(future.result())  # hand it out in order
+        self._each_step(callback, future)
+
+    # The pre-async-for API of Motor 1.x.
+    @property
+    def fetch_next(self) -> asyncio.Future:
+        """**Deprecated**: a Future resolving to True if :meth:`next_object` has a document."""
+        loop = self._loop()
+        if self._buffered():
+            future = loop.create_future()
+            future.set_result(True)
+            return future
+
+        def fetch(cursor: Any) -> bool:
+            doc = _next_or_no_more(cursor)
+            if doc is _NO_MORE:
+                return False
+            cursor._data.appendleft(doc)
+            return True
+
+        return self._run(fetch)
+
+    def next_object(self) -> Any:
+        """**Deprecated**: the document :attr:`fetch_next` fetched, or None."""
+        warnings.warn(
+            "next_object is deprecated; use 'async for' or to_list instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.delegate.next() if self._buffered() else None
+
+    def close(self, callback: Any = None) -> Any:
+        """Kill the server cursor. Returns a Future, or calls ``callback(None, error)``."""
+        if callback is not None:
+            check_callback(callback)
+        return future_or_callback(spawn(self._loop(), self.delegate.close), callback)
+
+    def batch_size(self, batch_size: int) -> Any:
+        self.delegate.batch_size(batch_size)
+        return self
+
+
+class MotorCursor(_BaseCursor):
+    """The cursor ``MotorCollection.find()`` returns; chain options, then iterate."""
+
+    __delegate_class__ = Cursor
+
+    add_option = Chain()
+    allow_disk_use = Chain()
+    collation = Chain()
+    comment = Chain()
+    hint = Chain()
+    limit = Chain()
+    max = Chain()
+    max_await_time_ms = Chain()
+    max_time_ms = Chain()
+    min = Chain()
+    remove_option = Chain()
+    skip = Chain()
+    sort = Chain()
+    where = Chain()
+    distinct = Async()
+    explain = Async()
+
+    def _is_tailable(self) -> bool:
+        return bool(self.delegate._query_flags & CursorType.TAILABLE)
+
+    def rewind(self) -> MotorCursor:
+        """Start over: the next iteration re-runs the query.
+
+        An open server cursor is killed in a greenlet, so rewinding never blocks the loop.
+        """
+        old = self.delegate
+        if old.cursor_id:
+            self.delegate = old.clone()
+            spawn(self._loop(), old.close).add_done_callback(consume_exception)
+        else:
+            old.rewind()
+        return self
+
+    def clone(self) -> MotorCursor:
+        """A new, unevaluated MotorCursor with the same options."""
+        return type(self)._from_delegate(self, self.delegate.clone())
+
+    def __copy__(self) -> MotorCursor:
+        return type(self)._from_delegate(self, self.delegate.__copy__())
+
+    def __deepcopy__(self, memo: Any) -> MotorCursor:
+        return type(self)._from_delegate(self, self.delegate.__deepcopy__(memo))
+
+
+class MotorRawBatchCursor(MotorCursor):
+    """``find_raw_batches``: iterating yields raw BSON batches (``bytes``)."""
+
+    __delegate_class__ = RawBatchCursor
+
+
+class MotorCommandCursor(_BaseCursor):
+    """A cursor over a command's results (aggregate, list_indexes, list_collections...)."""
+
+    __delegate_class__ = CommandCursor
+
+    def try_next(self, callback: Any = None) -> Any:
+        """The next document, or None if none is available right now (one getMore at most)."""
+        if callback is not None:
+            check_callback(callback)
+        return future_or_callback(self._run(lambda cursor: cursor.try_next()), callback)
+
+
+class MotorRawBatchCommandCursor(MotorCommandCursor):
+    __delegate_class__ = RawBatchCommandCursor
+
+
+class MotorLatentCommandCursor(MotorCommandCursor):
+    """A command cursor whose command (e.g. ``aggregate``) is sent on first iteration.
+
+    ``collection.aggregate(pipeline)`` returns one at once, without I/O::
+
+        async for doc in collection.aggregate([{"$match": {"x": 1}}]):
+            ...
+    """
+
+    def __init__(self, owner: MotorWrapper, start: Callable[..., Any], *args: Any, **kwargs: Any):
+        self.delegate = None
+        self._client = owner._client
+        self._start = start
+        self._args = args
+        self._kwargs = kwargs
+
+    def __repr__(self) -> str:
+        state = "not started" if self.delegate is None else repr(self.delegate)
+        return f"{type(self).__name__}({state})"
+
+    def _started_delegate(self) -> Any:
+        if self.delegate is None:
+            self.delegate = self._start(*self._args, **self._kwargs)
+        return self.delegate
+
+    def _buffered(self) -> int:
+        return 0 if self.delegate is None else len(self.delegate._data)
+
+    @property
+    def alive(self) -> bool:
+        return True if self.delegate is None else self.delegate.alive
+
+    @property
+    def cursor_id(self) -> int | None:
+        return None if self.delegate is None else self.delegate.cursor_id
+
+    @property
+    def address(self) -> Any:
+        return None if self.delegate is None else self.delegate.address
+
+    @property
+    def session(self) -> Any:
+        return self._kwargs.get("session") if self.delegate is None else self.delegate.session
+
+    def batch_size(self, batch_size: int) -> MotorLatentCommandCursor:
+        if self.delegate is None:
+            self._kwargs["batchSize"] = batch_size
+        else:
+            self.delegate.batch_size(batch_size)
+        return self
+
+    def close(self, callback: Any = None) -> Any:
+        if self.delegate is None:  # never started: nothing on the server to kill
+            self.delegate = _NeverStarted()
+        return super().close(callback)
+
+
+class _NeverStarted:
+    """Stands in for the PyMongo cursor of a latent cursor closed before it started."""
+
+    _data: tuple = ()
+    alive = False
+    cursor_id = None
+    address = None
+    session = None
+
+    def close(self) -> None:
+        pass
+
+    def next(self) -> Any:
+        raise StopIteration
+
+    def try_next(self) -> None:
+        return None
+
+    def __iter__(self) -> Any:
+        return iter(())
+

@@ -1,0 +1,133 @@
+"""pytest set-up: one real server per run, a fresh IOLoop per test, coroutine tests.
+
+The suite starts SecantusDB itself (``--enable-test-commands``, in-memory) on a free port, or
+uses ``GREENMOTOR_TEST_URI`` when set. ``async def`` tests run on the test's ``io_loop``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+import uuid
+
+import pymongo
+import pytest
+from tornado.ioloop import IOLoop
+
+import greenmotor
+from servers import SecantusServer, uri_from_environment
+
+TEST_TIMEOUT = 60
+
+
+@pytest.fixture(scope="session")
+def server_uri():
+    uri = uri_from_environment()
+    if uri:
+        yield uri
+        return
+    server = SecantusServer("--enable-test-commands")
+    server.start()
+    server.wait_ready()
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture
+def io_loop():
+    loop = IOLoop(make_current=False)
+    yield loop
+    loop.close(all_fds=False)
+
+
+@pytest.fixture
+def client(server_uri, io_loop):
+    c = greenmotor.MotorClient(server_uri, io_loop=io_loop)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def sync_client(server_uri):
+    """Plain PyMongo, to check what greenmotor did from outside."""
+    c = pymongo.MongoClient(server_uri)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def db(client, sync_client):
+    name = f"greenmotor_test_{uuid.uuid4().hex[:8]}"
+    yield client[name]
+    sync_client.drop_database(name)
+
+
+@pytest.fixture
+def coll(db):
+    return db.test_collection
+
+
+@pytest.fixture
+def sync_coll(sync_client, coll):
+    return sync_client[coll.database.name][coll.name]
+
+
+def pytest_pyfunc_call(pyfuncitem):
+    """Run ``async def`` tests to completion on their io_loop."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    if "io_loop" not in pyfuncitem.funcargs:
+        raise pytest.UsageError(f"{pyfuncitem.name}: async tests must use the io_loop fixture")
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    coro_fn = functools.partial(pyfuncitem.obj, **kwargs)
+    pyfuncitem.funcargs["io_loop"].run_sync(coro_fn, timeout=TEST_TIMEOUT)
+    return True
+
+
+class LoopStallMonitor:
+    """Measures the longest time the loop went without running a 5 ms ticker.
+
+    ::
+
+        async with LoopStallMonitor() as stalls:
+            await work()
+        assert stalls.longest < 0.05
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.longest = 0.0
+        self.ticks = 0
+        self._task: asyncio.Task | None = None
+
+    def __repr__(self) -> str:
+        return f"<LoopStallMonitor longest={self.longest * 1000:.1f}ms ticks={self.ticks}>"
+
+    async def _tick(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(self.interval)
+            now = time.monotonic()
+            self.longest = max(self.longest, now - last - self.interval)
+            self.ticks += 1
+            last = now
+
+    async def __aenter__(self) -> LoopStallMonitor:
+        self._task = asyncio.ensure_future(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+
+@pytest.fixture
+def stall_monitor():
+    return LoopStallMonitor
