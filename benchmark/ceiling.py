@@ -15,6 +15,8 @@ benchmark that comes near them is measuring the server, not the driver.
 Measurements:
   * sequential ping round trips on one connection;
   * the same from N client processes in parallel (one connection each);
+  * pings pipelined on one connection (--depth at a time), which removes
+    the kernel's wake-up latency and leaves the server's processing rate;
   * sequential find round trips (first batch of --batch documents) on one
     connection, to show the cost of shipping document bytes.
 """
@@ -65,6 +67,37 @@ class RawConnection:
             got += n
         return length
 
+    def pipelined(self, message, count):
+        """Send ``count`` copies of a message at once and read every reply.
+
+        Round trips on this kind of machine are bound by how fast the kernel
+        wakes the other process, not by either side's work; pipelining takes
+        the wake-ups out and shows what the server can process per second.
+        """
+        sock, view = self.sock, self.view
+        sock.sendall(message * count)
+        replies = 0
+        got = 0  # bytes in buf not yet consumed
+        pos = 0
+        while replies < count:
+            # Consume every complete reply in the buffer.
+            while got - pos >= 4:
+                (length,) = _int32.unpack_from(self.buf, pos)
+                if got - pos < length:
+                    break
+                pos += length
+                replies += 1
+            if replies == count:
+                break
+            if pos:  # move the partial reply to the front
+                self.buf[: got - pos] = self.buf[pos:got]
+                got -= pos
+                pos = 0
+            n = sock.recv_into(view[got:])
+            if n == 0:
+                raise ConnectionError("server closed the connection")
+            got += n
+
     def close(self):
         self.sock.close()
 
@@ -83,6 +116,24 @@ def run_loop(port, message, seconds):
             for _ in range(100):
                 conn.round_trip(message)
             ops += 100
+            now = time.perf_counter()
+            if now >= deadline:
+                return ops, now - start
+    finally:
+        conn.close()
+
+
+def run_pipelined(port, message, seconds, depth):
+    """Like run_loop, with ``depth`` messages in flight per send."""
+    conn = RawConnection(port)
+    try:
+        conn.pipelined(message, depth)
+        ops = 0
+        start = time.perf_counter()
+        deadline = start + seconds
+        while True:
+            conn.pipelined(message, depth)
+            ops += depth
             now = time.perf_counter()
             if now >= deadline:
                 return ops, now - start
@@ -134,6 +185,7 @@ def main():
     parser.add_argument(
         "--procs", type=int, default=os.cpu_count() or 2, help="parallel client processes"
     )
+    parser.add_argument("--depth", type=int, default=100, help="messages per pipelined send")
     parser.add_argument("--batch", type=int, default=100, help="find batch size")
     parser.add_argument("--doc-size", type=int, default=128, help="when starting the server")
     args = parser.parse_args()
@@ -154,6 +206,9 @@ def main():
               % (ops / elapsed, 1e6 * elapsed / ops))
         rate = run_parallel(port, ping, args.seconds, args.procs)
         print("ping, %d processes in parallel: %9.0f ops/s" % (args.procs, rate))
+        ops, elapsed = run_pipelined(port, ping, args.seconds, args.depth)
+        print("ping, 1 connection, %d pipelined: %9.0f ops/s  (%.1f us of server time each)"
+              % (args.depth, ops / elapsed, 1e6 * elapsed / ops))
         conn = RawConnection(port)
         size = conn.round_trip(find)
         conn.close()

@@ -1,0 +1,213 @@
+"""MotorCollection and MotorDatabase against the real server, in both call styles."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, DeleteOne, InsertOne, ReturnDocument, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.results import BulkWriteResult, DeleteResult, InsertManyResult, UpdateResult
+
+from greenmotor import MotorCollection, MotorDatabase
+
+
+def callback_future():
+    """A (callback, future) pair: the future resolves to the callback's (result, error)."""
+    future = asyncio.get_running_loop().create_future()
+    return (lambda result, error: future.set_result((result, error))), future
+
+
+async def test_insert_and_find_one(coll, sync_coll, io_loop):
+    result = await coll.insert_one({"_id": 1, "x": "a"})
+    assert result.inserted_id == 1 and result.acknowledged
+    assert sync_coll.find_one({"_id": 1}) == {"_id": 1, "x": "a"}
+    assert await coll.find_one({"_id": 1}) == {"_id": 1, "x": "a"}
+    assert await coll.find_one({"_id": 2}) is None
+    assert await coll.find_one(1, projection={"_id": 0}) == {"x": "a"}
+
+
+async def test_insert_one_callback_style(coll, sync_coll, io_loop):
+    callback, done = callback_future()
+    assert coll.insert_one({"_id": 7}, callback=callback) is None
+    result, error = await done
+    assert error is None and result.inserted_id == 7
+    assert sync_coll.count_documents({"_id": 7}) == 1
+
+    callback, done = callback_future()
+    coll.insert_one({"_id": 7}, callback=callback)
+    result, error = await done
+    assert result is None and isinstance(error, DuplicateKeyError)
+
+
+async def test_duplicate_key_raises_pymongo_exception(coll, io_loop):
+    await coll.insert_one({"_id": 1})
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": 1})
+
+
+async def test_insert_many(coll, sync_coll, io_loop):
+    result = await coll.insert_many([{"i": i} for i in range(100)])
+    assert isinstance(result, InsertManyResult) and len(result.inserted_ids) == 100
+    assert all(isinstance(i, ObjectId) for i in result.inserted_ids)
+    assert sync_coll.count_documents({}) == 100
+    with pytest.raises(BulkWriteError) as info:
+        await coll.insert_many([{"_id": 1}, {"_id": 1}, {"_id": 2}], ordered=True)
+    assert info.value.details["nInserted"] == 1
+
+
+async def test_updates_and_replace(coll, sync_coll, io_loop):
+    sync_coll.insert_many([{"_id": i, "n": 0} for i in range(3)])
+    one = await coll.update_one({"_id": 0}, {"$inc": {"n": 5}})
+    assert isinstance(one, UpdateResult) and one.matched_count == 1 and one.modified_count == 1
+    many = await coll.update_many({}, {"$set": {"flag": True}})
+    assert many.modified_count == 3
+    upsert = await coll.update_one({"_id": 9}, {"$set": {"n": 1}}, upsert=True)
+    assert upsert.upserted_id == 9
+    replaced = await coll.replace_one({"_id": 1}, {"replaced": True})
+    assert replaced.modified_count == 1
+    assert sync_coll.find_one({"_id": 1}) == {"_id": 1, "replaced": True}
+    assert sync_coll.find_one({"_id": 0})["n"] == 5
+    with pytest.raises(ValueError, match="update only works with \\$ operators"):
+        await coll.update_one({"_id": 0}, {"n": 1})
+
+
+async def test_deletes(coll, sync_coll, io_loop):
+    sync_coll.insert_many([{"k": i % 2} for i in range(10)])
+    one = await coll.delete_one({"k": 0})
+    assert isinstance(one, DeleteResult) and one.deleted_count == 1
+    many = await coll.delete_many({"k": 1})
+    assert many.deleted_count == 5
+    assert sync_coll.count_documents({}) == 4
+
+
+async def test_find_one_and_modify(coll, sync_coll, io_loop):
+    sync_coll.insert_one({"_id": 1, "n": 1})
+    before = await coll.find_one_and_update({"_id": 1}, {"$inc": {"n": 1}})
+    assert before == {"_id": 1, "n": 1}
+    after = await coll.find_one_and_update(
+        {"_id": 1}, {"$inc": {"n": 1}}, return_document=ReturnDocument.AFTER
+    )
+    assert after == {"_id": 1, "n": 3}
+    replaced = await coll.find_one_and_replace(
+        {"_id": 1}, {"r": 1}, return_document=ReturnDocument.AFTER
+    )
+    assert replaced == {"_id": 1, "r": 1}
+    deleted = await coll.find_one_and_delete({"_id": 1})
+    assert deleted == {"_id": 1, "r": 1}
+    assert await coll.find_one_and_delete({"_id": 1}) is None
+
+
+async def test_counts_and_distinct(coll, sync_coll, io_loop):
+    sync_coll.insert_many([{"color": c} for c in ["red", "red", "blue"]])
+    assert await coll.count_documents({}) == 3
+    assert await coll.count_documents({"color": "red"}) == 2
+    assert await coll.estimated_document_count() == 3
+    assert sorted(await coll.distinct("color")) == ["blue", "red"]
+    with pytest.raises(TypeError, match="key must be an instance of str"):
+        await coll.distinct(5)
+
+
+async def test_bulk_write(coll, sync_coll, io_loop):
+    result = await coll.bulk_write(
+        [InsertOne({"_id": 1}), InsertOne({"_id": 2}), UpdateOne({"_id": 1}, {"$set": {"a": 1}}),
+         DeleteOne({"_id": 2})]
+    )  # fmt: skip
+    assert isinstance(result, BulkWriteResult)
+    assert (result.inserted_count, result.modified_count, result.deleted_count) == (2, 1, 1)
+    assert list(sync_coll.find()) == [{"_id": 1, "a": 1}]
+
+
+async def test_indexes(coll, sync_coll, io_loop):
+    name = await coll.create_index([("a", ASCENDING), ("b", DESCENDING)], unique=True)
+    assert name == "a_1_b_-1"
+    names = await coll.create_indexes(
+        [pymongo_index("c"), pymongo_index("d")]
+    )
+    assert names == ["c_1", "d_1"]
+    info = await coll.index_information()
+    assert info["a_1_b_-1"]["unique"] is True
+    listed = [ix["name"] async for ix in coll.list_indexes()]
+    assert sorted(listed) == ["_id_", "a_1_b_-1", "c_1", "d_1"]
+    await coll.drop_index("c_1")
+    assert "c_1" not in sync_coll.index_information()
+    await coll.drop_indexes()
+    assert list(sync_coll.index_information()) == ["_id_"]
+    with pytest.raises(OperationFailure):
+        await coll.drop_index("no_such_index")
+
+
+def pymongo_index(key):
+    from pymongo import IndexModel
+
+    return IndexModel([(key, ASCENDING)])
+
+
+async def test_drop_and_rename(db, sync_client, io_loop):
+    sync_db = sync_client[db.name]
+    sync_db.a.insert_one({"x": 1})
+    await db.a.rename("b")
+    assert sync_db.list_collection_names() == ["b"]
+    assert sync_db.b.find_one({}, {"_id": 0}) == {"x": 1}
+    await db.b.drop()
+    assert sync_db.list_collection_names() == []
+
+
+async def test_collection_names_and_properties(db, io_loop):
+    coll = db.parent
+    assert isinstance(coll, MotorCollection)
+    assert coll.name == "parent" and coll.full_name == f"{db.name}.parent"
+    assert coll.database == db and isinstance(coll.database, MotorDatabase)
+    sub = coll.child
+    assert isinstance(sub, MotorCollection) and sub.name == "parent.child"
+    assert coll["child"] == sub
+    with pytest.raises(AttributeError, match="use database"):
+        coll._hidden  # noqa: B018
+    with pytest.raises(TypeError, match="not callable"):
+        coll.find_and_modify({})
+    with pytest.raises(NotImplementedError, match="truth value"):
+        bool(coll)
+
+
+async def test_with_options(coll, io_loop):
+    from pymongo import ReadPreference, WriteConcern
+
+    other = coll.with_options(write_concern=WriteConcern(w=0))
+    assert isinstance(other, MotorCollection)
+    assert other.write_concern == WriteConcern(w=0) and coll.write_concern != other.write_concern
+    db = coll.database.with_options(read_preference=ReadPreference.NEAREST)
+    assert isinstance(db, MotorDatabase) and db.read_preference == ReadPreference.NEAREST
+
+
+async def test_database_commands(db, sync_client, io_loop):
+    assert (await db.command("ping"))["ok"] == 1.0
+    assert (await db.command({"ping": 1}))["ok"] == 1.0
+    with pytest.raises(OperationFailure):
+        await db.command("definitelyNotACommand")
+    created = await db.create_collection("made")
+    assert isinstance(created, MotorCollection) and created.name == "made"
+    assert await db.list_collection_names() == ["made"]
+    listed = await (await db.list_collections()).to_list(None)
+    assert [c["name"] for c in listed] == ["made"]
+    result = await db.validate_collection("made")
+    assert result["valid"] is True
+    await db.drop_collection("made")
+    assert sync_client[db.name].list_collection_names() == []
+    assert db.client is db.client and db.name.startswith("greenmotor_test_")
+    assert db.get_collection("z") == db.z
+
+
+async def test_database_callback_style(db, io_loop):
+    callback, done = callback_future()
+    db.command("ping", callback=callback)
+    result, error = await done
+    assert error is None and result["ok"] == 1.0
+
+
+async def test_create_existing_collection_fails(db, io_loop):
+    from pymongo.errors import CollectionInvalid
+
+    await db.create_collection("dup")
+    with pytest.raises(CollectionInvalid, match="already exists"):
+        await db.create_collection("dup")
