@@ -1,0 +1,1 @@
+"""The greenmotor demo: a live message board on Tornado and greenmotor."""

@@ -1,0 +1,257 @@
+"""The green layer itself: socket semantics, conditions, context, and isolation from PyMongo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import socket
+import threading
+import time
+
+import pymongo
+import pytest
+from pymongo import monitoring
+from pymongo.synchronous import mongo_client
+from pymongo.synchronous.pool import Pool
+
+import greenmotor
+from greenmotor.core import GreenmotorUsageError, Wakeup, in_flight, spawn
+from greenmotor.green_pool import GreenCondition, GreenPool, sleep
+from greenmotor.green_socket import GreenSocket
+
+
+def registered_fds(loop: asyncio.AbstractEventLoop) -> set[int]:
+    return set(loop._selector.get_map())  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def pair():
+    a, b = socket.socketpair()
+    yield GreenSocket(a), b
+    a.close()
+    b.close()
+
+
+def test_blocking_semantics_off_the_loop(pair):
+    green, peer = pair
+    buf = bytearray(10)
+    green.settimeout(0.0)
+    with pytest.raises(BlockingIOError):
+        green.recv_into(buf)
+    green.settimeout(0.1)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="timed out"):
+        green.recv_into(buf)
+    assert 0.09 < time.monotonic() - start < 1.0
+    peer.sendall(b"hello")
+    assert green.recv_into(buf) == 5 and bytes(buf[:5]) == b"hello"
+    green.settimeout(None)
+    threading.Timer(0.05, peer.sendall, (b"late",)).start()
+    assert green.recv_into(buf) == 4  # None waits as long as it takes
+    green.sendall(b"x" * 100_000)
+    received = 0
+    while received < 100_000:
+        received += len(peer.recv(65536))
+
+
+async def test_green_semantics_in_a_greenlet(pair, io_loop):
+    green, peer = pair
+    loop = asyncio.get_running_loop()
+    green.settimeout(0.1)
+    buf = bytearray(10)
+
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="timed out"):
+        await spawn(loop, green.recv_into, buf)
+    assert 0.09 < time.monotonic() - start < 1.0
+    assert green.fileno() not in registered_fds(loop)  # nothing left behind
+
+    green.settimeout(5)
+    pending = spawn(loop, green.recv_into, buf)
+    assert not pending.done()  # parked, the loop is free
+    loop.call_later(0.02, peer.sendall, b"abc")
+    assert await pending == 3
+    assert green.fileno() not in registered_fds(loop)
+
+    # A large send parks until the peer reads.
+    sending = spawn(loop, green.sendall, b"y" * 5_000_000)
+    received = 0
+    while received < 5_000_000:
+        await asyncio.sleep(0)
+        try:
+            peer.setblocking(False)
+            received += len(peer.recv(1 << 20))
+        except BlockingIOError:
+            pass
+    await sending
+
+
+def test_fileno_is_minus_one_after_close():
+    a, b = socket.socketpair()
+    green = GreenSocket(a)
+    assert green.fileno() >= 0
+    green.close()
+    assert green.fileno() == -1
+    assert "closed" in repr(green)
+    b.close()
+
+
+async def test_green_condition_notified_from_a_thread(io_loop):
+    loop = asyncio.get_running_loop()
+    cond = GreenCondition(threading.Lock())
+
+    def wait_for_it():
+        with cond:
+            return cond.wait(5)
+
+    waiting = spawn(loop, wait_for_it)
+    assert "waiters=1" in repr(cond)
+
+    def notify():
+        with cond:
+            cond.notify_all()
+
+    threading.Timer(0.05, notify).start()
+    assert await waiting is True
+
+    def time_out():
+        with cond:
+            return cond.wait(0.05)
+
+    assert await spawn(loop, time_out) is False
+    assert "waiters=0" in repr(cond)
+
+
+def test_green_condition_still_works_for_threads():
+    cond = GreenCondition(threading.Lock())
+    got = []
+
+    def waiter():
+        with cond:
+            got.append(cond.wait(5))
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.05)
+    with cond:
+        cond.notify()
+    thread.join()
+    assert got == [True]
+
+
+async def test_sleep_parks_only_the_greenlet(io_loop):
+    loop = asyncio.get_running_loop()
+    ticks = []
+    ticker = loop.call_later(0.02, ticks.append, 1)
+    start = time.monotonic()
+    await spawn(loop, sleep, 0.1)
+    assert 0.09 < time.monotonic() - start < 1.0 and ticks == [1]
+    ticker.cancel()
+
+
+async def test_contextvars_are_copied_into_the_greenlet(io_loop):
+    var = contextvars.ContextVar("var", default="unset")
+    loop = asyncio.get_running_loop()
+
+    def read_and_write():
+        seen = var.get()
+        var.set("changed in greenlet")
+        return seen
+
+    var.set("caller's value")
+    assert await spawn(loop, read_and_write) == "caller's value"
+    assert var.get() == "caller's value"  # a copy: the caller's context is untouched
+
+
+async def test_command_listener_sees_callers_context(server_uri, io_loop):
+    request_id = contextvars.ContextVar("request_id", default=None)
+    seen = []
+
+    class Listener(monitoring.CommandListener):
+        def started(self, event):
+            if event.command_name == "ping":
+                seen.append(request_id.get())
+
+        def succeeded(self, event):
+            pass
+
+        def failed(self, event):
+            pass
+
+    client = greenmotor.MotorClient(server_uri, event_listeners=[Listener()], io_loop=io_loop)
+
+    async def request(n):
+        request_id.set(n)
+        await client.admin.command("ping")
+
+    await asyncio.gather(*[asyncio.ensure_future(request(n)) for n in range(20)])
+    assert sorted(seen) == list(range(20))
+    client.close()
+
+
+async def test_exceptions_and_no_greenlet_leak(io_loop):
+    loop = asyncio.get_running_loop()
+    before = len(in_flight)
+
+    def boom():
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError):
+        await spawn(loop, boom)
+    assert len(in_flight) == before
+
+
+async def test_cancelling_the_future_ends_the_greenlet(io_loop):
+    loop = asyncio.get_running_loop()
+    cleaned_up = []
+
+    def long_wait():
+        try:
+            Wakeup().wait(10)
+        finally:
+            cleaned_up.append(True)
+
+    future = spawn(loop, long_wait)
+    await asyncio.sleep(0.01)
+    future.cancel()
+    await asyncio.sleep(0.01)
+    assert cleaned_up == [True]
+    assert not any(g.loop is loop for g in in_flight)
+
+
+def test_wakeup_outside_a_greenlet_says_what_is_wrong():
+    with pytest.raises(GreenmotorUsageError, match="needs a DriverGreenlet"):
+        Wakeup()
+
+
+async def test_plain_pymongo_client_is_untouched(server_uri, io_loop):
+    """A plain MongoClient in the same process, in another thread, behaves as before."""
+    motor = greenmotor.MotorClient(server_uri, io_loop=io_loop)
+    await motor.admin.command("ping")
+    results = {}
+
+    def use_plain_client():
+        plain = pymongo.MongoClient(server_uri)
+        plain.admin.command("ping")
+        pool = plain._topology.get_server_by_address(plain.address).pool
+        results["pool"] = type(pool)
+        results["condition"] = type(plain._topology._condition)
+        with pool.checkout() as conn:
+            results["socket"] = type(conn.conn.sock)
+        start = time.monotonic()
+        mongo_client.time.sleep(0.05)  # PyMongo's back-off sleep: a real sleep here
+        results["slept"] = time.monotonic() - start
+        plain.close()
+
+    thread = threading.Thread(target=use_plain_client)
+    thread.start()
+    while thread.is_alive():
+        await motor.admin.command("ping")  # greenmotor keeps working alongside
+    assert results["pool"] is Pool
+    assert results["condition"] is threading.Condition
+    assert results["socket"] is socket.socket
+    assert results["slept"] >= 0.05
+
+    green_pool = motor.delegate._topology.get_server_by_address(motor.address).pool
+    assert type(green_pool) is GreenPool
+    motor.close()
