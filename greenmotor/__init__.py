@@ -21,6 +21,13 @@ from greenmotor.cursor import (  # noqa: E402
     MotorRawBatchCommandCursor,
     MotorRawBatchCursor,
 )
+from greenmotor.encryption import MotorClientEncryption  # noqa: E402
+from greenmotor.gridfs import (  # noqa: E402
+    MotorGridFSBucket,
+    MotorGridIn,
+    MotorGridOut,
+    MotorGridOutCursor,
+)
 from greenmotor.session import MotorClientSession  # noqa: E402
 from greenmotor.core import GreenmotorUsageError  # noqa: E402
 
@@ -30,11 +37,16 @@ __all__ = [
     "GreenmotorUsageError",
     "MotorChangeStream",
     "MotorClient",
+    "MotorClientEncryption",
     "MotorClientSession",
     "MotorCollection",
     "MotorCommandCursor",
     "MotorCursor",
     "MotorDatabase",
+    "MotorGridFSBucket",
+    "MotorGridIn",
+    "MotorGridOut",
+    "MotorGridOutCursor",
     "MotorLatentCommandCursor",
     "MotorRawBatchCommandCursor",
     "MotorRawBatchCursor",

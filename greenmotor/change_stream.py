@@ -14,8 +14,7 @@ from typing import Any
 
 from pymongo.synchronous.change_stream import ChangeStream
 
-from greenmotor.core import spawn
-from greenmotor.metaprogramming import MotorWrapper, check_callback, future_or_callback
+from greenmotor.metaprogramming import MotorWrapper
 
 __all__ = ["MotorChangeStream"]
 
@@ -44,10 +43,7 @@ class MotorChangeStream(MotorWrapper):
         return self.delegate
 
     def _run(self, method: str, callback: Any = None) -> Any:
-        if callback is not None:
-            check_callback(callback)
-        loop = self._client._loop_for_call()
-        return future_or_callback(spawn(loop, lambda: getattr(self._open(), method)()), callback)
+        return self._async_call(lambda: getattr(self._open(), method)(), callback)
 
     @property
     def alive(self) -> bool:

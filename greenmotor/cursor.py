@@ -80,9 +80,13 @@ class _BaseCursor(MotorWrapper):
     def _is_tailable(self) -> bool:
         return False
 
-    def _run(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future:
+    def _wrap_documents(self, docs: list) -> list:
+        """What the caller gets for PyMongo's documents (GridFS cursors wrap them)."""
+        return docs
+
+    def _run(self, fn: Callable[..., Any], *args: Any, callback: Any = None) -> Any:
         """Run fn(delegate, *args) in a greenlet (command cursors start their command here)."""
-        return spawn(self._loop(), lambda: fn(self._started_delegate(), *args))
+        return self._async_call(lambda: fn(self._started_delegate(), *args), callback)
 
     def _started_delegate(self) -> Any:
         return self.delegate
@@ -94,11 +98,11 @@ class _BaseCursor(MotorWrapper):
     async def next(self) -> Any:
         """The next document; raises ``StopAsyncIteration`` when there are no more."""
         if self._buffered():
-            return self.delegate.next()
+            return self._wrap_documents([self.delegate.next()])[0]
         doc = await self._run(_next_or_no_more)
         if doc is _NO_MORE:
             raise StopAsyncIteration
-        return doc
+        return self._wrap_documents([doc])[0]
 
     __anext__ = next
 
@@ -127,7 +131,7 @@ class _BaseCursor(MotorWrapper):
             future = loop.create_future()
             future.set_result([])
         else:
-            future = self._run(_take, length)
+            future = self._run(lambda cursor: self._wrap_documents(_take(cursor, length)))
         return future_or_callback(future, callback)
 
     def each(self, callback: Callable[[Any, Any], Any]) -> None:
@@ -144,7 +148,7 @@ class _BaseCursor(MotorWrapper):
             callback(None, fetched.exception())
             return
         while self._buffered():
-            if callback(self.delegate.next(), None) is False:
+            if callback(self._wrap_documents([self.delegate.next()])[0], None) is False:
                 return
         if fetched is not None and fetched.result() is _NO_MORE:
             callback(None, None)
@@ -183,13 +187,13 @@ class _BaseCursor(MotorWrapper):
             DeprecationWarning,
             stacklevel=2,
         )
-        return self.delegate.next() if self._buffered() else None
+        if not self._buffered():
+            return None
+        return self._wrap_documents([self.delegate.next()])[0]
 
     def close(self, callback: Any = None) -> Any:
         """Kill the server cursor. Returns a Future, or calls ``callback(None, error)``."""
-        if callback is not None:
-            check_callback(callback)
-        return future_or_callback(spawn(self._loop(), self.delegate.close), callback)
+        return self._async_call(self.delegate.close, callback)
 
     def batch_size(self, batch_size: int) -> Any:
         self.delegate.batch_size(batch_size)
@@ -258,9 +262,7 @@ class MotorCommandCursor(_BaseCursor):
 
     def try_next(self, callback: Any = None) -> Any:
         """The next document, or None if none is available right now (one getMore at most)."""
-        if callback is not None:
-            check_callback(callback)
-        return future_or_callback(self._run(lambda cursor: cursor.try_next()), callback)
+        return self._run(lambda cursor: cursor.try_next(), callback=callback)
 
 
 class MotorRawBatchCommandCursor(MotorCommandCursor):

@@ -200,6 +200,12 @@ class MotorWrapper:
         obj._client = owner._client
         return obj
 
+    def _async_call(self, fn: Callable[[], Any], callback: Any = None) -> Any:
+        """Run fn() in a greenlet: a Future, or ``callback(result, error)`` later."""
+        if callback is not None:
+            check_callback(callback)
+        return future_or_callback(spawn(self._client._loop_for_call(), fn), callback)
+
     def get_io_loop(self) -> Any:
         return self._client.get_io_loop()
 
