@@ -20,6 +20,8 @@ import asyncio
 import functools
 from typing import Any, Callable
 
+from pymongo.synchronous.client_session import ClientSession
+
 from greenmotor.core import spawn
 
 __all__ = ["Async", "Chain", "Delegate", "MotorWrapper", "ReadOnly"]
@@ -40,6 +42,14 @@ def _unwrap(value: Any) -> Any:
 
 def unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Motor objects given as arguments (sessions, databases...) become PyMongo's."""
+    session = kwargs.get("session")
+    if session is not None and not (
+        isinstance(session, MotorWrapper) and isinstance(session.delegate, ClientSession)
+    ):
+        raise TypeError(
+            f"session must be a MotorClientSession (from await client.start_session()), "
+            f"not {session!r}"
+        )
     return (
         tuple(map(_unwrap, args)),
         {key: _unwrap(value) for key, value in kwargs.items()},

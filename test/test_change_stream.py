@@ -1,0 +1,112 @@
+"""Change streams against the real server; many open streams and no thread each."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from pymongo.errors import OperationFailure
+
+from greenmotor import MotorChangeStream
+
+
+async def test_watch_collection(coll, sync_coll, io_loop):
+    await coll.insert_one({"_id": 0})
+    stream = coll.watch([{"$match": {"operationType": "insert"}}])
+    assert isinstance(stream, MotorChangeStream) and "not started" in repr(stream)
+    assert await stream.try_next() is None  # opens the stream: nothing yet
+    token = stream.resume_token
+    sync_coll.insert_one({"_id": 1})
+    change = await asyncio.wait_for(stream.next(), 10)
+    assert change["fullDocument"] == {"_id": 1}
+    assert stream.resume_token != token
+    await stream.close()
+    assert not stream.alive
+
+
+async def test_async_for_and_async_with(coll, sync_coll, io_loop):
+    await coll.insert_one({"_id": 0})
+    got = []
+    async with coll.watch() as stream:
+        await stream.try_next()
+        sync_coll.insert_many([{"_id": 1}, {"_id": 2}])
+        async for change in stream:
+            got.append(change["documentKey"]["_id"])
+            if len(got) == 2:
+                break
+    assert got == [1, 2] and not stream.alive
+
+
+async def test_watch_database_and_client(client, db, sync_client, io_loop):
+    await db.a.insert_one({})
+    for target in (db, client):
+        stream = target.watch()
+        await stream.try_next()
+        sync_client[db.name].a.insert_one({"from": "sync"})
+        change = await asyncio.wait_for(stream.next(), 10)
+        assert change["ns"] == {"db": db.name, "coll": "a"}
+        await stream.close()
+
+
+async def test_resume_after(coll, sync_coll, io_loop):
+    await coll.insert_one({"_id": 0})
+    stream = coll.watch()
+    await stream.try_next()
+    sync_coll.insert_one({"_id": 1})
+    first = await stream.next()
+    await stream.close()
+    sync_coll.insert_one({"_id": 2})
+    resumed = coll.watch(resume_after=first["_id"])
+    change = await asyncio.wait_for(resumed.next(), 10)
+    assert change["documentKey"] == {"_id": 2}
+    await resumed.close()
+
+
+async def test_callback_style(coll, sync_coll, io_loop):
+    await coll.insert_one({"_id": 0})
+    stream = coll.watch()
+    await stream.try_next()
+    sync_coll.insert_one({"_id": 9})
+    done = asyncio.get_running_loop().create_future()
+    stream.next(callback=lambda change, error: done.set_result((change, error)))
+    change, error = await asyncio.wait_for(done, 10)
+    assert error is None and change["documentKey"] == {"_id": 9}
+    await stream.close()
+
+
+async def test_bad_pipeline(coll, io_loop):
+    with pytest.raises(OperationFailure):
+        await coll.watch([{"$noSuchStage": {}}]).next()
+
+
+async def test_close_before_open(coll, io_loop):
+    stream = coll.watch()
+    await stream.close()
+    assert not stream.alive
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+
+
+async def test_a_thousand_open_streams_and_no_thread_each(server_uri, sync_client, io_loop):
+    import greenmotor
+
+    client = greenmotor.MotorClient(server_uri, maxPoolSize=50, io_loop=io_loop)
+    coll = client.greenmotor_streams.c
+    await coll.insert_one({"_id": "start"})
+    threads_before = threading.active_count()
+    streams = [coll.watch(max_await_time_ms=100) for _ in range(1000)]
+    for start in range(0, 1000, 100):  # open them (one aggregate each), 100 at a time
+        await asyncio.gather(*[s.try_next() for s in streams[start:start + 100]])
+    assert all(s.alive and s.delegate is not None for s in streams)
+    sync_client.greenmotor_streams.c.insert_one({"_id": "news"})
+    seen = 0
+    for start in range(0, 1000, 100):
+        changes = await asyncio.gather(*[s.next() for s in streams[start:start + 100]])
+        seen += sum(c["documentKey"] == {"_id": "news"} for c in changes)
+    assert seen == 1000
+    # Threads: PyMongo's own monitor and kill-cursors threads, none per stream.
+    assert threading.active_count() - threads_before <= 5
+    await asyncio.gather(*[s.close() for s in streams])
+    client.close()
+    sync_client.drop_database("greenmotor_streams")
