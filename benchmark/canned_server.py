@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import datetime
 import itertools
-import os
 import resource
 import signal
 import struct
@@ -114,6 +113,9 @@ class Store:
     # Bounds the template cache; a benchmark uses a handful of shapes, but
     # odd batch sizes over many docs could otherwise grow it without limit.
     MAX_TEMPLATES = 4096
+    # Clients that drop a cursor without killCursors leave it here; forget
+    # the oldest beyond this many.
+    MAX_CURSORS = 100000
 
     def __init__(self, ndocs, doc_size):
         self.docs = [self._make_doc(i, doc_size) for i in range(ndocs)]
@@ -150,6 +152,8 @@ class Store:
         if start + count < end and not single_batch:
             cursor_id = next(self._cursor_ids)
             self.cursors[cursor_id] = [start + count, end, ns]
+            if len(self.cursors) > self.MAX_CURSORS:
+                del self.cursors[next(iter(self.cursors))]
         prefix, suffix = self._template("firstBatch", ns, start, count)
         return prefix, _int64.pack(cursor_id), suffix
 
@@ -404,11 +408,12 @@ def _error_body(message):
 
 
 class Server:
+    """State shared by all connections: the store and the id counters."""
+
     def __init__(self, store, default_delay_ms):
         self.store = store
         self.default_delay = default_delay_ms / 1000.0
         self._request_ids = itertools.count(1)
-        self.connections = 0
         self.connection_ids = itertools.count(1)
 
     def run_command(self, conn, cmd, db, sequences):
@@ -446,11 +451,9 @@ class WireProtocol(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
-        self.server.connections += 1
         self.connection_id = next(self.server.connection_ids)
 
     def connection_lost(self, exc):
-        self.server.connections -= 1
         self.pending = []
 
     def data_received(self, data):
@@ -473,6 +476,8 @@ class WireProtocol(asyncio.Protocol):
                 break
             self.handle_message(data, pos, length)
             pos += length
+            if self.transport.is_closing():  # a malformed message closed it
+                return
         if pos < end:
             rest = data[pos:]
             self.pending = [rest]
@@ -566,6 +571,8 @@ class WireProtocol(asyncio.Protocol):
         self.send(reply, delay)
 
     def send(self, reply, delay):
+        # A delayed reply may overtake a later, undelayed one on the same
+        # connection; drivers never pipeline commands, so that cannot happen.
         if delay > 0:
             self.loop.call_later(delay, self._send_later, reply)
         else:
@@ -631,7 +638,7 @@ def main(argv=None):
     raise_fd_limit()
     try:
         asyncio.run(serve(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a SIGINT before the handler is installed
         pass
 
 

@@ -124,7 +124,7 @@ class MotorGridOut(MotorWrapper):
     _id = ReadOnly()
     aliases = ReadOnly()
     chunk_size = ReadOnly()
-    content_type = ReadOnly()
+    content_type = ReadOnly()  # deprecated by PyMongo: prefer metadata["contentType"]
     filename = ReadOnly()
     length = ReadOnly()
     metadata = ReadOnly()

@@ -7,7 +7,7 @@
     ])
 
 ``GET /static/logo.png`` streams the newest file named ``logo.png`` from the ``fs`` bucket
-with Content-Type, Content-Length, ETag and Last-Modified, answers conditional requests with
+with Content-Type (``metadata.contentType``, else guessed from the name), Content-Length, ETag and Last-Modified, answers conditional requests with
 304, a missing file with 404, and ``HEAD`` with the headers alone.
 """
 
@@ -70,7 +70,8 @@ class GridFSHandler(web.RequestHandler):
         modified = gridout.upload_date.replace(microsecond=0)
         if modified.tzinfo is None:
             modified = modified.replace(tzinfo=datetime.timezone.utc)
-        mime_type = gridout.content_type or mimetypes.guess_type(path)[0]
+        # PyMongo deprecates the top-level contentType field: look in metadata, then guess.
+        mime_type = (gridout.metadata or {}).get("contentType") or mimetypes.guess_type(path)[0]
         mime_type = mime_type or "application/octet-stream"
         etag = self.compute_etag_for(gridout)
 
