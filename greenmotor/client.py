@@ -107,7 +107,8 @@ class MotorClient(_CommonProperties):
             raise TypeError("greenmotor sets _pool_class and _condition_class itself")
         kwargs.setdefault("connect", False)  # no I/O, and no threads, until first use
         green_pool.install_green_sleeps()
-        self.delegate = pymongo.MongoClient(*args, **kwargs, **green_pool.client_hooks())
+        kwargs.update(green_pool.client_hooks())
+        self.delegate = pymongo.MongoClient(*args, **kwargs)
         self._client = self
         self._closed = False
         self._io_loop = io_loop
@@ -154,7 +155,7 @@ class MotorClient(_CommonProperties):
         self._closed = True
         loop = self._asyncio_loop
         if loop is not None and loop.is_running() and asyncio._get_running_loop() is loop:
-            future = spawn(loop, self.delegate.close)
+            future = spawn(loop, self.delegate.close)  # type: ignore[arg-type]
             future.add_done_callback(consume_exception)
         else:
             self.delegate.close()

@@ -30,7 +30,7 @@ import contextvars
 import threading
 from typing import Any, Callable
 
-import greenlet
+import greenlet  # type: ignore[import-untyped]
 
 __all__ = [
     "DriverGreenlet",

@@ -203,7 +203,7 @@ class _BaseCursor(MotorWrapper):
 class MotorCursor(_BaseCursor):
     """The cursor ``MotorCollection.find()`` returns; chain options, then iterate."""
 
-    __delegate_class__ = Cursor
+    __delegate_class__: Any = Cursor
 
     add_option = Chain()
     allow_disk_use = Chain()
@@ -258,7 +258,7 @@ class MotorRawBatchCursor(MotorCursor):
 class MotorCommandCursor(_BaseCursor):
     """A cursor over a command's results (aggregate, list_indexes, list_collections...)."""
 
-    __delegate_class__ = CommandCursor
+    __delegate_class__: Any = CommandCursor
 
     def try_next(self, callback: Any = None) -> Any:
         """The next document, or None if none is available right now (one getMore at most)."""

@@ -58,15 +58,30 @@ class GreenCondition(threading.Condition):
         notified = False
         try:
             notified = waiter.wakeup.wait(timeout)
-        finally:
-            # The lock guards short sections without I/O, so this never waits long.
+        except BaseException:
+            # Cancelled (CancelledError thrown in). If notify() had already chosen this
+            # waiter, its wake-up is lost with us: pass it to the next waiter, or that one
+            # sleeps on although, say, a pooled connection is free.
             self._acquire_restore(saved)  # type: ignore[attr-defined]
+            if waiter.released:
+                self.notify()
+            else:
+                self._discard(waiter)
+            raise
+        # The lock guards short sections without I/O, so this never waits long.
+        self._acquire_restore(saved)  # type: ignore[attr-defined]
+        if not notified:
+            # A notify that raced the timer still counts, as it would for a thread.
+            notified = waiter.released
             if not notified:
-                try:
-                    self._waiters.remove(waiter)  # type: ignore[attr-defined]
-                except ValueError:
-                    pass
+                self._discard(waiter)
         return notified
+
+    def _discard(self, waiter: _GreenWaiter) -> None:
+        try:
+            self._waiters.remove(waiter)  # type: ignore[attr-defined]
+        except ValueError:
+            pass
 
 
 class _GreenWaiter:
@@ -153,7 +168,7 @@ def install_green_sleeps() -> None:
     """Route the back-off sleeps of PyMongo's retry loops through :func:`sleep`."""
     for module in (mongo_client, client_session):
         if not isinstance(module.time, _GreenTime):
-            module.time = _GreenTime()  # type: ignore[assignment]
+            module.time = _GreenTime()  # type: ignore[assignment,attr-defined]
 
 
 def client_hooks() -> dict[str, Any]:

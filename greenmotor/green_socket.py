@@ -155,7 +155,8 @@ class GreenSocket:
         deadline = None
         while True:
             try:
-                return self._sock.do_handshake()  # type: ignore[union-attr]
+                self._sock.do_handshake()  # type: ignore[union-attr]
+                return
             except _WANT_IO as exc:
                 deadline = self._wait_or_raise(exc, _wanted_event(exc, _READ), deadline)
 
@@ -202,8 +203,12 @@ def _connect_tcp(address: tuple[str, int], options: Any) -> GreenSocket:
     host, port = address
     if host.endswith(".sock"):
         unix = socket.socket(socket.AF_UNIX)
-        sock = GreenSocket(unix, _connect_timeout(options))
-        _green_connect(sock, host)
+        try:
+            sock = GreenSocket(unix, _connect_timeout(options))
+            _green_connect(sock, host)
+        except BaseException:
+            unix.close()
+            raise
         return sock
     # PyMongo skips IPv6 for 'localhost' to avoid slow connects; so do we.
     family = socket.AF_INET if host == "localhost" or not socket.has_ipv6 else socket.AF_UNSPEC
@@ -220,6 +225,9 @@ def _connect_tcp(address: tuple[str, int], options: Any) -> GreenSocket:
         except OSError as exc:
             err = exc
             raw.close()
+        except BaseException:  # a cancellation thrown in while connecting
+            raw.close()
+            raise
     raise err if err is not None else OSError("getaddrinfo failed")
 
 
@@ -242,7 +250,7 @@ def green_socket_interface(
     ssl_context = options._ssl_context
     if ssl_context is None:
         sock.settimeout(options.socket_timeout)
-        return NetworkingInterface(sock)
+        return NetworkingInterface(sock)  # type: ignore[arg-type]  # duck-typed socket
     if not isinstance(ssl_context, ssl.SSLContext):
         sock.close()
         raise ConfigurationError(
@@ -267,6 +275,9 @@ def green_socket_interface(
         _raise_connection_failure(
             address, exc, "SSL handshake failed: ", timeout_details=_get_timeout_details(options)
         )
+    except BaseException:  # a cancellation thrown in during the handshake
+        sock.close()
+        raise
     if (
         ssl_context.verify_mode
         and not ssl_context.check_hostname
@@ -283,4 +294,4 @@ def green_socket_interface(
         if new_session is not None:
             ssl_session_cache[0] = new_session
     tls.settimeout(options.socket_timeout)
-    return NetworkingInterface(tls)
+    return NetworkingInterface(tls)  # type: ignore[arg-type]  # duck-typed socket

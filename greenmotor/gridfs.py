@@ -130,6 +130,7 @@ class MotorGridOut(MotorWrapper):
     metadata = ReadOnly()
     name = ReadOnly()
     upload_date = ReadOnly()
+    close = Async()
     read = Async()
     readchunk = Async()
     readline = Async()
@@ -137,6 +138,7 @@ class MotorGridOut(MotorWrapper):
     seek = Delegate()
     seekable = Delegate()
     tell = Delegate()
+    write = Delegate()  # raises io.UnsupportedOperation, as a read-only file does
 
     def __init__(
         self,

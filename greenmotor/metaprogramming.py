@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pymongo.synchronous.client_session import ClientSession
 
@@ -27,6 +27,7 @@ from greenmotor.core import spawn
 __all__ = ["Async", "Chain", "Delegate", "MotorWrapper", "ReadOnly"]
 
 _classes: dict[str, type[MotorWrapper]] = {}
+_class_for_delegate: dict[type, type[MotorWrapper]] = {}  # PyMongo class -> public class
 
 _FUTURE_NOTE = """
 
@@ -98,12 +99,17 @@ class MotorAttribute:
     def wrapper_class(self) -> type[MotorWrapper] | None:
         return _classes[self.wrap] if self.wrap else None
 
-    def delegate_doc(self, cls: type, name: str) -> str:
+    def delegate_doc(self, cls: type[MotorWrapper], name: str) -> str:
         target = getattr(cls.__delegate_class__, name, None)
         return self.doc or (target.__doc__ or "" if target is not None else "")
 
     def build(self, cls: type[MotorWrapper], name: str) -> Any:
         raise NotImplementedError
+
+    if TYPE_CHECKING:
+        # Type checkers see the declaration, not the method built from it: let them treat
+        # declared attributes as what they become (a method, or a property's value).
+        def __get__(self, obj: Any, owner: Any = None) -> Any: ...
 
 
 class Async(MotorAttribute):
@@ -185,7 +191,7 @@ class MotorWrapper:
     Subclasses set ``__delegate_class__`` and declare their API with the attributes above.
     """
 
-    __delegate_class__: type = object
+    __delegate_class__: Any = object
     delegate: Any
     _client: Any  # the MotorClient, which knows the loop
 
@@ -199,6 +205,8 @@ class MotorWrapper:
                     built.__qualname__ = f"{cls.__name__}.{name}"
                 setattr(cls, name, built)
         _classes[cls.__name__] = cls
+        if "__delegate_class__" in vars(cls):
+            _class_for_delegate.setdefault(cls.__delegate_class__, cls)
 
     @classmethod
     def _from_delegate(cls, owner: MotorWrapper, delegate: Any) -> Any:
@@ -215,6 +223,13 @@ class MotorWrapper:
         if callback is not None:
             check_callback(callback)
         return future_or_callback(spawn(self._client._loop_for_call(), fn), callback)
+
+    def wrap(self, obj: Any) -> Any:
+        """The public greenmotor object for a PyMongo object (e.g. a Collection)."""
+        cls = _class_for_delegate.get(type(obj))
+        if cls is None:
+            raise TypeError(f"greenmotor has no class wrapping {type(obj).__name__}")
+        return cls._from_delegate(self, obj)
 
     def get_io_loop(self) -> Any:
         return self._client.get_io_loop()
