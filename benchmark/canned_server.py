@@ -19,6 +19,13 @@ Slow operations: any command whose document has a ``delayMS`` field is
 answered after that many milliseconds, and the command ``slow`` without
 ``delayMS`` waits ``--delay-ms``.  Waiting is a timer on the event loop, so
 thousands of connections can wait at once without holding anything up.
+
+Warm pools: ``{"barrier": NAME, "parties": N, "timeoutMS": T}`` is held
+until N commands with the same NAME are held (then all N are answered at
+once) or T ms (default 60000) have passed for that one command.  A client
+that sends N of them concurrently therefore ends up with N open
+connections, however long it took to open them.  The reply says how many
+arrived: ``{"arrived": K, "ok": 1}``.
 """
 
 import argparse
@@ -359,7 +366,13 @@ def _list_databases(conn, cmd, db, sequences):
     return _encoded({"databases": [], "totalSize": 0, "ok": 1.0})
 
 
+def _barrier(conn, cmd, db, sequences):
+    # The reply is built when the barrier opens (Server.barrier_wait).
+    return ()
+
+
 HANDLERS = {
+    "barrier": _barrier,
     "hello": _hello,
     "isMaster": _hello,
     "ismaster": _hello,
@@ -415,6 +428,8 @@ class Server:
         self.default_delay = default_delay_ms / 1000.0
         self._request_ids = itertools.count(1)
         self.connection_ids = itertools.count(1)
+        # barrier name -> list of (future, timer) of the commands held there
+        self.barriers = {}
 
     def run_command(self, conn, cmd, db, sequences):
         """Returns (reply body parts, delay in seconds)."""
@@ -422,6 +437,8 @@ class Server:
         handler = HANDLERS.get(name, _ok)
         try:
             parts = handler(conn, cmd, db, sequences)
+            if name == "barrier":
+                return parts, self.barrier_wait(cmd)
         except Exception as exc:  # a malformed command must not kill the server
             parts = _error_body("%s: %s" % (type(exc).__name__, exc))
         delay = cmd.get("delayMS")
@@ -433,6 +450,34 @@ class Server:
 
     def next_request_id(self):
         return next(self._request_ids)
+
+    def barrier_wait(self, cmd):
+        """A Future of the reply body parts for one ``barrier`` command."""
+        loop = asyncio.get_running_loop()
+        name = str(cmd["barrier"])
+        parties = int(cmd["parties"])
+        timeout = float(cmd.get("timeoutMS", 60000)) / 1000.0
+        future = loop.create_future()
+        held = self.barriers.setdefault(name, [])
+        timer = loop.call_later(timeout, self._barrier_timeout, name, future)
+        held.append((future, timer))
+        if len(held) >= parties:
+            del self.barriers[name]
+            body = _encoded({"arrived": len(held), "ok": 1.0})
+            for waiting, waiting_timer in held:
+                waiting_timer.cancel()
+                if not waiting.done():
+                    waiting.set_result(body)
+        return future
+
+    def _barrier_timeout(self, name, future):
+        held = self.barriers.get(name, [])
+        arrived = len(held)
+        self.barriers[name] = [entry for entry in held if entry[0] is not future]
+        if not self.barriers[name]:
+            del self.barriers[name]
+        if not future.done():
+            future.set_result(_encoded({"arrived": arrived, "timedOut": True, "ok": 1.0}))
 
 
 class WireProtocol(asyncio.Protocol):
@@ -548,6 +593,13 @@ class WireProtocol(asyncio.Protocol):
         if flags & MORE_TO_COME:
             # Unacknowledged write (w=0): the client expects no reply.
             return
+        if isinstance(delay, asyncio.Future):  # a barrier: the body comes later
+            delay.add_done_callback(
+                lambda f: self._send_later(
+                    _frame_op_msg(self.server.next_request_id(), request_id, f.result())
+                )
+            )
+            return
         reply = _frame_op_msg(self.server.next_request_id(), request_id, parts)
         self.send(reply, delay)
 
@@ -564,6 +616,9 @@ class WireProtocol(asyncio.Protocol):
         db = full_name.split(".", 1)[0]
         if full_name.endswith(".$cmd"):
             parts, delay = self.server.run_command(self, query, db, {})
+            if isinstance(delay, asyncio.Future):  # barriers are OP_MSG only
+                delay.cancel()
+                parts, delay = _error_body("barrier needs OP_MSG"), 0.0
         else:
             parts, delay = _error_body("OP_QUERY is only supported for commands"), 0.0
         # An OP_REPLY carries documents, not a split body: join it.
