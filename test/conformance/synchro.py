@@ -1,0 +1,533 @@
+"""Synchro: PyMongo's synchronous API as a thin facade over greenmotor.
+
+It exists for one purpose: running PyMongo's own synchronous test suite against greenmotor
+(see ``run.py`` and ``synchro_plugin.py`` beside this file). It is test code, not part of the
+shipped package.
+
+How a call works
+----------------
+All greenmotor objects made through the facade belong to **one Tornado IOLoop running in a
+daemon thread** (:class:`LoopThread`). A facade call such as ``collection.insert_one(doc)``
+hands ``motor_collection.insert_one(doc)`` to that loop, and the calling thread waits until
+greenmotor's Future completes; its result (or exception) is returned (or raised) as PyMongo
+would. Why a loop thread rather than ``io_loop.run_sync`` in the caller:
+
+* PyMongo's tests use threads (``runOnThread`` in the unified format, concurrent cursors,
+  ...). Any thread may call the facade, and calls run concurrently on the loop, as
+  greenmotor's operations do in a Tornado app. With ``run_sync`` only one thread at a time
+  could drive the loop, and a thread waiting for another's write would deadlock.
+* The caller's contextvars travel with the call (``call_soon_threadsafe(..., context=)``),
+  so ``with pymongo.timeout(0.5): coll.find_one()`` reaches greenmotor's greenlet exactly
+  as it would from a coroutine.
+
+Which attribute comes from where
+--------------------------------
+* greenmotor's public API first: a method that returns a Future is run to completion;
+  greenmotor objects in results are wrapped in the matching facade class.
+* Private names (``client._topology``, ``session._server_session``...) come from the PyMongo
+  object greenmotor wraps, so PyMongo's tests of its own internals can look inside.
+* A *public* PyMongo method that greenmotor does not declare raises AttributeError rather
+  than silently running sync PyMongo: the suite must exercise greenmotor, not bypass it.
+  Public data attributes (``cursor.retrieved``) are read from the PyMongo object.
+
+Where greenmotor is lazy and PyMongo is eager (``aggregate()``, ``list_indexes()`` and
+``watch()`` send their command when created in PyMongo, on first use in greenmotor), the
+facade starts them at once, so errors and command events happen where PyMongo's tests
+expect them.
+
+Example::
+
+    client = MongoClient("mongodb://127.0.0.1:27017")
+    client.db.things.insert_one({"x": 1})
+    assert client.db.things.find_one({"x": 1})["x"] == 1
+    with client.start_session() as session, session.start_transaction():
+        client.db.things.insert_one({"x": 2}, session=session)
+    client.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import inspect
+import threading
+import weakref
+from typing import Any, Callable
+
+import pymongo
+from pymongo.synchronous.client_session import ClientSession as PyMongoClientSession
+from pymongo.synchronous.collection import Collection as PyMongoCollection
+from pymongo.synchronous.database import Database as PyMongoDatabase
+from pymongo.synchronous.mongo_client import MongoClient as PyMongoClient
+from tornado.ioloop import IOLoop
+
+import greenmotor
+from greenmotor.core import spawn
+from greenmotor.cursor import MotorLatentCommandCursor
+from greenmotor.metaprogramming import MotorWrapper
+
+__all__ = [
+    "ChangeStream",
+    "ClientSession",
+    "Collection",
+    "CommandCursor",
+    "Cursor",
+    "Database",
+    "LoopThread",
+    "MongoClient",
+    "RawBatchCommandCursor",
+    "RawBatchCursor",
+    "SynchroUsageError",
+]
+
+
+class SynchroUsageError(RuntimeError):
+    """The facade was called where it cannot work (on the loop thread itself)."""
+
+
+class LoopThread:
+    """A Tornado IOLoop running forever in a daemon thread; :meth:`call` runs work on it.
+
+    ::
+
+        loop = LoopThread()
+        assert loop.call(lambda: 42) == 42                      # plain value
+        assert loop.call(lambda: asyncio.sleep(0, "x")) == "x"  # awaitable: awaited
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._io_loop: IOLoop | None = None
+        self.calls = 0
+
+    def __repr__(self) -> str:
+        state = "running" if self._thread and self._thread.is_alive() else "not started"
+        return f"<LoopThread {state} calls={self.calls}>"
+
+    @property
+    def io_loop(self) -> IOLoop:
+        with self._lock:
+            if self._io_loop is None:
+                self._start()
+        return self._io_loop  # type: ignore[return-value]
+
+    def _start(self) -> None:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._io_loop = IOLoop(make_current=False)
+            ready.set()
+            self._io_loop.start()
+
+        self._thread = threading.Thread(target=run, name="synchro-ioloop", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn()`` on the loop (awaiting its result if awaitable); return the outcome."""
+        io_loop = self.io_loop
+        if threading.current_thread() is self._thread:
+            raise SynchroUsageError(
+                "the synchro facade was called on greenmotor's loop thread (for example from "
+                "a PyMongo event listener); that call would wait for the loop it blocks"
+            )
+        self.calls += 1
+        outcome: concurrent.futures.Future = concurrent.futures.Future()
+
+        def start() -> None:
+            try:
+                result = fn()
+            except BaseException as exc:  # noqa: BLE001 - every outcome goes to the caller
+                outcome.set_exception(exc)
+                return
+            if not inspect.isawaitable(result):
+                outcome.set_result(result)
+                return
+            task = asyncio.ensure_future(result)  # copies this (the caller's) context
+            task.add_done_callback(functools.partial(_transfer, outcome))
+
+        context = contextvars.copy_context()
+        io_loop.asyncio_loop.call_soon_threadsafe(start, context=context)  # type: ignore[attr-defined]
+        return outcome.result()
+
+
+def _transfer(outcome: concurrent.futures.Future, task: asyncio.Future) -> None:
+    if task.cancelled():
+        outcome.set_exception(asyncio.CancelledError())
+    elif task.exception() is not None:
+        exc = task.exception()
+        # greenmotor's Futures carry StopAsyncIteration where PyMongo raises StopIteration.
+        outcome.set_exception(StopIteration() if isinstance(exc, StopAsyncIteration) else exc)
+    else:
+        outcome.set_result(task.result())
+
+
+loop_thread = LoopThread()
+
+# The facade object of a PyMongo client or session, so identity holds across wrappings:
+# ``session.client is client`` and ``cursor.session is session`` as in PyMongo.
+_facade_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def unwrap(value: Any) -> Any:
+    """Facade objects given as arguments become greenmotor's."""
+    return value._motor if isinstance(value, Synchro) else value
+
+
+def _unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    return tuple(map(unwrap, args)), {key: unwrap(value) for key, value in kwargs.items()}
+
+
+def wrap(value: Any) -> Any:
+    """greenmotor objects in results become facade objects; anything else is returned as is."""
+    if isinstance(value, MotorWrapper):
+        cls = _facade_class_for(type(value))
+        if cls is None:
+            return value
+        delegate = value.delegate
+        cached = _cached_facade(delegate)
+        if cached is not None:
+            return cached
+        facade = cls._from_motor(value)
+        if cls in (MongoClient, ClientSession):
+            _remember(delegate, facade)
+        return facade
+    return value
+
+
+def _cached_facade(delegate: Any) -> Any:
+    try:
+        return _facade_of.get(delegate)
+    except TypeError:  # not weak-referenceable or not hashable
+        return None
+
+
+def _remember(delegate: Any, facade: Synchro) -> None:
+    try:
+        _facade_of[delegate] = facade
+    except TypeError:
+        pass
+
+
+def _rewrap_pymongo(value: Any, owner: Synchro) -> Any:
+    """A PyMongo object read from a delegate (``cursor.collection``) back into the facade."""
+    if isinstance(value, (PyMongoClient, PyMongoClientSession)):
+        cached = _cached_facade(value)
+        if cached is not None:
+            return cached
+    motor_client = owner._motor._client
+    if isinstance(value, PyMongoCollection):
+        return Collection._from_motor(
+            greenmotor.MotorCollection._from_delegate(motor_client, value)
+        )
+    if isinstance(value, PyMongoDatabase):
+        return Database._from_motor(greenmotor.MotorDatabase._from_delegate(motor_client, value))
+    if isinstance(value, PyMongoClient) and value is motor_client.delegate:
+        return wrap(motor_client)
+    return value
+
+
+def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a greenmotor callable on the loop thread; wait for and wrap its result."""
+    args, kwargs = _unwrap_all(args, kwargs)
+    return wrap(loop_thread.call(lambda: fn(*args, **kwargs)))
+
+
+class Synchro:
+    """Base of the facade classes: wraps one greenmotor object, ``_motor``."""
+
+    _motor_class: type = object
+    _motor: Any
+
+    @classmethod
+    def _from_motor(cls, motor: Any) -> Any:
+        obj = cls.__new__(cls)
+        object.__setattr__(obj, "_motor", motor)
+        return obj
+
+    def __class_getitem__(cls, item: Any) -> type:  # MongoClient[dict] in annotations
+        return cls
+
+    @property
+    def delegate(self) -> Any:
+        """The PyMongo object underneath (as greenmotor's ``delegate``)."""
+        return self._motor.delegate
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_motor":
+            raise AttributeError(name)
+        motor = self._motor
+        try:
+            attr = getattr(motor, name)
+        except AttributeError:
+            return self._pymongo_attribute(name)
+        if isinstance(attr, MotorWrapper):
+            return wrap(attr)
+        if inspect.ismethod(attr) and attr.__self__ is motor:
+            return self._synchronized(attr)
+        return wrap(attr)
+
+    def _synchronized(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = _run(method, *args, **kwargs)
+            return self if unwrap(result) is self._motor else result
+
+        call.__name__ = method.__name__
+        call.__doc__ = method.__doc__
+        return call
+
+    def _pymongo_attribute(self, name: str) -> Any:
+        motor = self._motor
+        delegate = motor.delegate
+        value = getattr(delegate, name)  # AttributeError here is the right answer
+        if name.startswith("_"):
+            return value
+        if inspect.ismethod(value) or inspect.isbuiltin(value):
+            raise AttributeError(
+                f"greenmotor's {type(motor).__name__} has no {name!r} "
+                f"(PyMongo's {type(delegate).__name__}.{name} is not offered)"
+            )
+        return _rewrap_pymongo(value, self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Tests set PyMongo internals (``cursor._Cursor__foo = ...``) and check that public
+        # properties are read-only: both are about the PyMongo object underneath.
+        if name == "_motor":
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._motor.delegate, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Synchro):
+            return bool(self._motor == other._motor)
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    def __hash__(self) -> int:
+        return hash(self._motor)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._motor.delegate!r})"
+
+
+class _NamedChildren(Synchro):
+    """Client, database and collection: ``parent.name`` and ``parent["name"]``."""
+
+    def __getitem__(self, name: str) -> Any:
+        return wrap(self._motor[name])
+
+    def __bool__(self) -> bool:
+        return bool(self._motor)  # database and collection raise NotImplementedError
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        raise TypeError(f"'{type(self).__name__}' object is not iterable")
+
+    next = __next__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._motor(*args, **kwargs)
+
+    def watch(self, *args: Any, **kwargs: Any) -> ChangeStream:
+        """Open a change stream now, as PyMongo does (greenmotor opens on first use)."""
+        args, kwargs = _unwrap_all(args, kwargs)
+
+        async def open_stream() -> Any:
+            stream = self._motor.watch(*args, **kwargs)
+            await spawn(asyncio.get_running_loop(), stream._open)
+            return stream
+
+        return wrap(loop_thread.call(open_stream))
+
+    def _started(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """A greenmotor latent command cursor, started now as PyMongo's is."""
+        args, kwargs = _unwrap_all(args, kwargs)
+
+        async def start() -> Any:
+            cursor = getattr(self._motor, method)(*args, **kwargs)
+            if isinstance(cursor, MotorLatentCommandCursor):
+                await spawn(asyncio.get_running_loop(), cursor._started_delegate)
+            return cursor
+
+        return wrap(loop_thread.call(start))
+
+
+class MongoClient(_NamedChildren):
+    """PyMongo's ``MongoClient`` signature; a greenmotor MotorClient underneath."""
+
+    _motor_class = greenmotor.MotorClient
+    HOST = PyMongoClient.HOST
+    PORT = PyMongoClient.PORT
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        motor = greenmotor.MotorClient(*args, io_loop=loop_thread.io_loop, **kwargs)
+        object.__setattr__(self, "_motor", motor)
+        _remember(motor.delegate, self)
+
+    def close(self) -> None:
+        # Off the loop's thread greenmotor closes synchronously, exactly like PyMongo.
+        self._motor.close()
+
+    def __enter__(self) -> MongoClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Database(_NamedChildren):
+    _motor_class = greenmotor.MotorDatabase
+
+    def __init__(self, client: MongoClient, name: str, *args: Any, **kwargs: Any) -> None:
+        motor = greenmotor.MotorDatabase(unwrap(client), name, *args, **kwargs)
+        object.__setattr__(self, "_motor", motor)
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> CommandCursor:
+        return self._started("aggregate", *args, **kwargs)
+
+
+class Collection(_NamedChildren):
+    _motor_class = greenmotor.MotorCollection
+
+    def __init__(self, database: Database, name: str, *args: Any, **kwargs: Any) -> None:
+        motor = greenmotor.MotorCollection(unwrap(database), name, *args, **kwargs)
+        object.__setattr__(self, "_motor", motor)
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> CommandCursor:
+        return self._started("aggregate", *args, **kwargs)
+
+    def aggregate_raw_batches(self, *args: Any, **kwargs: Any) -> CommandCursor:
+        return self._started("aggregate_raw_batches", *args, **kwargs)
+
+    def list_indexes(self, *args: Any, **kwargs: Any) -> CommandCursor:
+        return self._started("list_indexes", *args, **kwargs)
+
+    def list_search_indexes(self, *args: Any, **kwargs: Any) -> CommandCursor:
+        return self._started("list_search_indexes", *args, **kwargs)
+
+
+class _Iterating(Synchro):
+    """Cursors and change streams: ``for doc in cursor``, ``next(cursor)``, ``with``."""
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        return _run(self._motor.next)
+
+    next = __next__
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class Cursor(_Iterating):
+    _motor_class = greenmotor.MotorCursor
+
+    def __init__(self, collection: Collection, *args: Any, **kwargs: Any) -> None:
+        motor = unwrap(collection).find(*args, **kwargs)
+        object.__setattr__(self, "_motor", motor)
+
+    def __copy__(self) -> Cursor:
+        return wrap(self._motor.__copy__())
+
+    def __deepcopy__(self, memo: Any) -> Cursor:
+        return wrap(self._motor.__deepcopy__(memo))
+
+
+class RawBatchCursor(Cursor):
+    _motor_class = greenmotor.MotorRawBatchCursor
+
+
+class CommandCursor(_Iterating):
+    _motor_class = greenmotor.MotorCommandCursor
+
+
+class RawBatchCommandCursor(CommandCursor):
+    _motor_class = greenmotor.MotorRawBatchCommandCursor
+
+
+class ChangeStream(_Iterating):
+    _motor_class = greenmotor.MotorChangeStream
+
+
+# PyMongo's kinds of change stream; the tests only use them as names and in isinstance.
+ClusterChangeStream = DatabaseChangeStream = CollectionChangeStream = ChangeStream
+
+
+class ClientSession(Synchro):
+    _motor_class = greenmotor.MotorClientSession
+
+    def __enter__(self) -> ClientSession:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.end_session()
+
+    def start_transaction(self, *args: Any, **kwargs: Any) -> _TransactionContext:
+        """Start a transaction (no I/O); ``with`` commits it, or aborts on an exception."""
+        self._motor.start_transaction(*args, **kwargs)
+        return _TransactionContext(self)
+
+    def with_transaction(self, callback: Callable[[ClientSession], Any], *args: Any, **kwargs: Any) -> Any:
+        """greenmotor's with_transaction, running PyMongo-style sync ``callback(session)``.
+
+        greenmotor awaits a coroutine; the facade's callback is synchronous and calls the
+        facade itself, so it runs in an executor thread while greenmotor's retry loop waits.
+        """
+
+        async def run_callback(_motor_session: Any) -> Any:
+            context = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, context.run, callback, self)
+
+        return _run(self._motor.with_transaction, run_callback, *args, **kwargs)
+
+
+class _TransactionContext:
+    def __init__(self, session: ClientSession) -> None:
+        self._session = session
+
+    def __repr__(self) -> str:
+        return f"<synchro transaction of {self._session!r}>"
+
+    def __enter__(self) -> _TransactionContext:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if self._session.in_transaction:
+            if exc_type is None:
+                self._session.commit_transaction()
+            else:
+                self._session.abort_transaction()
+
+
+_FACADE_CLASSES: list[type[Synchro]] = [
+    MongoClient,
+    Database,
+    Collection,
+    RawBatchCursor,
+    Cursor,
+    RawBatchCommandCursor,
+    CommandCursor,
+    ChangeStream,
+    ClientSession,
+]
+
+
+def _facade_class_for(motor_class: type) -> type[Synchro] | None:
+    for cls in _FACADE_CLASSES:  # most specific first
+        if issubclass(motor_class, cls._motor_class):
+            return cls
+    return None
