@@ -51,16 +51,13 @@ def _next_or_no_more(cursor: Any) -> Any:
 
 
 def _take(cursor: Any, length: int | None) -> list:
-    """Up to length documents (all if None), fetching batches as needed: one greenlet."""
-    docs: list = []
-    if length is None:
-        docs.extend(cursor)
-        return docs
-    for doc in cursor:
-        docs.append(doc)
-        if len(docs) >= length:
-            break
-    return docs
+    """Up to length documents (all if None), fetching batches as needed: one greenlet.
+
+    PyMongo's own ``to_list`` does the work: ``pymongo.timeout()`` then bounds the whole
+    call, and it stops at an empty batch, so a tailable command cursor (a ``$changeStream``
+    aggregate) returns what is there instead of waiting forever.
+    """
+    return cursor.to_list(length)
 
 
 class _BaseCursor(MotorWrapper):
@@ -346,4 +343,7 @@ class _NeverStarted:
 
     def __iter__(self) -> Any:
         return iter(())
+
+    def to_list(self, length: int | None = None) -> list:
+        return []
 
