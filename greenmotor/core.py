@@ -27,7 +27,11 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import heapq
+import itertools
+import math
 import threading
+import weakref
 from typing import Any, Callable
 
 import greenlet  # type: ignore[import-untyped]
@@ -52,6 +56,7 @@ class DriverGreenlet(greenlet.greenlet):
     def __init__(self, run: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(run, parent=greenlet.getcurrent())
         self.loop = loop
+        self.deadlines = _deadlines_of(loop)
         self.thread_id = threading.get_ident()
         # One copy of the caller's context per greenlet (a new greenlet would otherwise
         # start with an empty one and lose pymongo.timeout(), sessions, operation ids).
@@ -100,28 +105,90 @@ def spawn(
             if isinstance(exc, StopIteration):  # can't be a Future's exception
                 exc = StopAsyncIteration(*exc.args)
             if not future.done():
+                # Unhook the cancellation callback first: a done-callback still attached
+                # costs one more loop callback per operation.
+                future.remove_done_callback(cancel_if_needed)
                 if isinstance(exc, asyncio.CancelledError):
                     future.cancel()
                 else:
                     future.set_exception(exc)
         else:
             if not future.done():
+                future.remove_done_callback(cancel_if_needed)
                 future.set_result(result)
         finally:
             in_flight.discard(glet)
 
+    def cancel_if_needed(future: asyncio.Future) -> None:
+        # Runs as a loop callback, i.e. on the hub: the one place a parked greenlet may be
+        # thrown into.
+        if future.cancelled() and not glet.dead:
+            glet.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
+
     glet = DriverGreenlet(run, loop)
     in_flight.add(glet)
-    future.add_done_callback(lambda f: _cancel_if_needed(f, glet))
+    future.add_done_callback(cancel_if_needed)
     glet.switch()
     return future
 
 
-def _cancel_if_needed(future: asyncio.Future, glet: DriverGreenlet) -> None:
-    # Runs as a loop callback, i.e. on the hub: the one place a parked greenlet may be
-    # thrown into.
-    if future.cancelled() and not glet.dead:
-        glet.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
+class _Deadlines:
+    """The timeouts of one loop's parked greenlets, served by a single loop timer.
+
+    PyMongo reads with a short socket timeout (0.5 s) on every wait, so nearly every parked
+    greenlet has a deadline that is then never reached. A loop timer per wait
+    (``call_later`` + ``cancel``) leaves thousands of cancelled handles in asyncio's heap,
+    which asyncio re-sorts over and over. Here a finished wait just forgets its entry, and
+    one timer fires at the earliest deadline still pending.
+    """
+
+    __slots__ = ("loop", "heap", "timer", "timer_when", "order", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.heap: list[list[Any]] = []  # [when, order, wakeup or None, value]
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_when = math.inf
+        self.order = itertools.count()  # ties never compare wakeups
+
+    def __repr__(self) -> str:
+        return f"<_Deadlines pending={len(self.heap)} next={self.timer_when}>"
+
+    def add(self, delay: float, wakeup: Wakeup, value: Any) -> list[Any]:
+        when = self.loop.time() + max(delay, 0.0)
+        entry = [when, next(self.order), wakeup, value]
+        heapq.heappush(self.heap, entry)
+        if when < self.timer_when:
+            self._arm(when)
+        return entry
+
+    def _arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = self.loop.call_at(when, self._expire)
+        self.timer_when = when
+
+    def _expire(self) -> None:
+        self.timer, self.timer_when = None, math.inf
+        heap, now = self.heap, self.loop.time()
+        while heap and heap[0][0] <= now:
+            _, _, wakeup, value = heapq.heappop(heap)
+            if wakeup is not None:
+                wakeup.fire(value)
+        while heap and heap[0][2] is None:  # forgotten entries need no timer
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
+
+
+_deadlines_by_loop: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
+
+
+def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
+    deadlines = _deadlines_by_loop.get(loop)
+    if deadlines is None:
+        deadlines = _deadlines_by_loop[loop] = _Deadlines(loop)
+    return deadlines
 
 
 class Wakeup:
@@ -161,16 +228,16 @@ class Wakeup:
     def wait(self, timeout: float | None = None, timeout_value: Any = False) -> Any:
         """Switch to the loop until fired; return the fired value, or timeout_value."""
         glet = self.greenlet
-        timer = None
+        deadline = None
         if timeout is not None:
-            timer = glet.loop.call_later(max(timeout, 0.0), self.fire, timeout_value)
+            deadline = glet.deadlines.add(timeout, self, timeout_value)
         self.parked = True
         try:
             return glet.parent.switch()
         finally:
             self.parked = False
-            if timer is not None:
-                timer.cancel()
+            if deadline is not None:
+                deadline[2] = None  # forget it; the heap drops it in passing
 
     def fire(self, value: Any = True) -> None:
         """Resume the parked greenlet with value. Loop thread only."""

@@ -81,6 +81,8 @@ class _BaseCursor(MotorWrapper):
         """What the caller gets for PyMongo's documents (GridFS cursors wrap them)."""
         return docs
 
+    _take = staticmethod(_take)
+
     def _run(self, fn: Callable[..., Any], *args: Any, callback: Any = None) -> Any:
         """Run fn(delegate, *args) in a greenlet (command cursors start their command here)."""
         return self._async_call(lambda: fn(self._started_delegate(), *args), callback)
@@ -128,7 +130,7 @@ class _BaseCursor(MotorWrapper):
             future = loop.create_future()
             future.set_result([])
         else:
-            future = self._run(lambda cursor: self._wrap_documents(_take(cursor, length)))
+            future = self._run(lambda cursor: self._wrap_documents(self._take(cursor, length)))
         return future_or_callback(future, callback)
 
     def each(self, callback: Callable[[Any, Any], Any]) -> None:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import gridfs
@@ -192,6 +193,12 @@ class MotorGridOutCursor(MotorCursor):
     """``bucket.find()``: a cursor whose documents are :class:`MotorGridOut` files."""
 
     __delegate_class__ = GridOutCursor
+
+    @staticmethod
+    def _take(cursor: Any, length: int | None) -> list:
+        # GridOutCursor.to_list(n) raises StopIteration when fewer than n files match
+        # (PyMongo 4.20), so collect by iterating, which stops cleanly.
+        return list(itertools.islice(cursor, length))
 
     def _wrap_documents(self, docs: list) -> list:
         return [MotorGridOut._from_delegate(self, doc) for doc in docs]

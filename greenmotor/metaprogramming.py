@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 from typing import TYPE_CHECKING, Any, Callable
 
 from pymongo.synchronous.client_session import ClientSession
@@ -51,6 +52,12 @@ def unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
             f"session must be a MotorClientSession (from await client.start_session()), "
             f"not {session!r}"
         )
+    # Most calls carry only documents and options: don't rebuild them (hot path).
+    for value in itertools.chain(args, kwargs.values()):
+        if isinstance(value, MotorWrapper):
+            break
+    else:
+        return args, kwargs
     return (
         tuple(map(_unwrap, args)),
         {key: _unwrap(value) for key, value in kwargs.items()},

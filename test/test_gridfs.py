@@ -125,6 +125,8 @@ async def test_find(bucket, io_loop):
     assert await files[1].read() == b"f3"
     names = [f.filename async for f in bucket.find().sort("filename", -1)]
     assert names == ["f3", "f2", "f1"]
+    assert await bucket.find({"filename": "none"}).to_list(5) == []
+    assert len(await bucket.find().to_list(2)) == 2
 
 
 async def test_grid_out_constructor_and_open(bucket, db, io_loop):
