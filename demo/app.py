@@ -1,6 +1,8 @@
 """A message board that shows what greenmotor is for.
 
 * posts live in MongoDB (``demo.posts``), written and read with greenmotor;
+* image attachments live in GridFS (bucket ``images``), served by
+  :class:`greenmotor.web.GridFSHandler` with caching headers;
 * every open page receives new posts over a WebSocket, pushed from one change stream;
 * ``/stats`` shows the driver's live figures: operations per second, operations in flight
   (greenlets parked on the loop), and connections checked out of the pool.
@@ -21,6 +23,9 @@ from tornado import web, websocket
 
 import greenmotor
 from greenmotor import core
+from greenmotor.web import GridFSHandler
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 
 class DriverFigures(monitoring.CommandListener, monitoring.ConnectionPoolListener):
@@ -69,6 +74,7 @@ class Board:
         self.figures = DriverFigures()
         self.client = greenmotor.MotorClient(uri, event_listeners=[self.figures])
         self.posts = self.client.demo.posts
+        self.images = greenmotor.MotorGridFSBucket(self.client.demo, "images")
         self.sockets: set[LiveHandler] = set()
         self._watcher: asyncio.Task | None = None
 
@@ -93,10 +99,23 @@ class Board:
                 for sock in list(self.sockets):
                     sock.write_message(message)
 
-    async def add(self, author: str, text: str) -> ObjectId:
-        doc = {"author": author, "text": text, "created": datetime.datetime.now(datetime.timezone.utc)}
-        result = await self.posts.insert_one(doc)
-        return result.inserted_id
+    async def add(self, author: str, text: str, image: dict | None = None) -> ObjectId:
+        """Store a post; an uploaded image goes to GridFS first, under a unique name."""
+        post_id = ObjectId()
+        doc: dict[str, Any] = {
+            "_id": post_id,
+            "author": author,
+            "text": text,
+            "created": datetime.datetime.now(datetime.timezone.utc),
+        }
+        if image is not None:
+            name = f"{post_id}-{image['filename']}"
+            await self.images.upload_from_stream(
+                name, image["body"], metadata={"contentType": image["content_type"]}
+            )
+            doc["image"] = name
+        await self.posts.insert_one(doc)
+        return post_id
 
     async def latest(self, n: int = 50) -> list[dict]:
         return await self.posts.find().sort("created", DESCENDING).limit(n).to_list(n)
@@ -108,6 +127,7 @@ def post_json(post: dict) -> dict:
         "author": post["author"],
         "text": post["text"],
         "created": post["created"].strftime("%Y-%m-%d %H:%M:%S"),
+        "image": f"/images/{post['image']}" if post.get("image") else None,
     }
 
 
@@ -132,12 +152,34 @@ class PostsHandler(BaseHandler):
         text = self.get_body_argument("text", "").strip()[:1000]
         if not text:
             raise web.HTTPError(400, reason="a post needs some text")
-        post_id = await self.board.add(author, text)
+        post_id = await self.board.add(author, text, self._image())
         if self.request.headers.get("Accept", "").startswith("application/json"):
             self.set_status(201)
             self.write({"id": str(post_id)})
         else:
             self.redirect("/")
+
+
+    def _image(self) -> dict | None:
+        files = self.request.files.get("image")
+        if not files or not files[0]["body"]:
+            return None
+        upload = files[0]
+        content_type = upload["content_type"]
+        if not content_type.startswith("image/"):
+            raise web.HTTPError(400, reason="attachments must be images")
+        if len(upload["body"]) > MAX_IMAGE_BYTES:
+            raise web.HTTPError(413, reason="images are limited to 5 MB")
+        filename = "".join(c for c in upload["filename"] if c.isalnum() or c in "._-")[-80:]
+        return {"filename": filename or "image", "body": upload["body"],
+                "content_type": content_type}  # fmt: skip
+
+
+class ImageHandler(GridFSHandler):
+    """Attachments never change (each upload gets a new name): let browsers cache them."""
+
+    def get_cache_time(self, path: str, modified: datetime.datetime, mime_type: str) -> int:
+        return 365 * 24 * 3600
 
 
 class StatsHandler(BaseHandler):
@@ -166,6 +208,8 @@ def make_app(uri: str) -> web.Application:
             (r"/posts", PostsHandler),
             (r"/stats", StatsHandler),
             (r"/live", LiveHandler),
+            (r"/images/(.+)", ImageHandler, {"database": board.client.demo,
+                                             "root_collection": "images"}),
         ],
         board=board,
         template_path=os.path.join(here, "templates"),
