@@ -255,3 +255,24 @@ async def test_plain_pymongo_client_is_untouched(server_uri, io_loop):
     green_pool = motor.delegate._topology.get_server_by_address(motor.address).pool
     assert type(green_pool) is GreenPool
     motor.close()
+
+
+async def test_dns_resolution_runs_off_the_loop(server_uri, stall_monitor, monkeypatch, io_loop):
+    """A slow resolver (0.3 s here) delays the connection, not the loop."""
+    port = pymongo.uri_parser.parse_uri(server_uri)["nodelist"][0][1]
+    real_getaddrinfo = socket.getaddrinfo
+    resolved_in = []
+
+    def slow_getaddrinfo(host, *args, **kwargs):
+        if host == "localhost":
+            resolved_in.append(threading.get_ident())
+            time.sleep(0.3)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    client = greenmotor.MotorClient("localhost", port, io_loop=io_loop)
+    async with stall_monitor() as stalls:
+        assert (await client.admin.command("ping"))["ok"] == 1.0
+    assert resolved_in and threading.get_ident() not in resolved_in  # all off the loop
+    assert stalls.longest < 0.05, stalls
+    client.close()
