@@ -50,6 +50,15 @@ html_title = f"greenmotor {release}"
 pygments_style = "sphinx"
 default_role = "code"  # `name` in PyMongo's docstrings means code, not a cross-reference
 
+# Broken cross-references into greenmotor's own API are errors. References to other projects
+# (PyMongo's and the standard library's names in PyMongo's docstrings, annotations) cannot
+# resolve without intersphinx and are shown as plain code.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(?!greenmotor\.).*"),
+    (r"py:class", r"greenmotor\..*\._\w+"),  # private helpers named in return annotations
+]
+
 autodoc_member_order = "groupwise"
 autodoc_default_options = {"members": True, "undoc-members": True}
 autodoc_typehints = "signature"
@@ -119,6 +128,16 @@ _PYMONGO_DIRECTIVE = re.compile(r"^(\s*)\.\. (mongodoc|mongodoc_link)::\s*(.*)$"
 _VERSION_NOTE = re.compile(r"^(\s*)\.\. (versionadded|versionchanged)::")
 
 
+def _to_greenmotor_target(match: re.Match) -> str:
+    """A PyMongo target, renamed to greenmotor's if greenmotor has that class and member."""
+    ours = PYMONGO_TO_GREENMOTOR[match.group("cls")]
+    member = match.group("rest")[1:]
+    owner = getattr(greenmotor, ours.split(".", 1)[1], None)
+    if owner is None or (member and (member.startswith("_") or not hasattr(owner, member))):
+        return match.group(0)
+    return match.group("tilde") + ours + match.group("rest")
+
+
 def clean_pymongo_docstring(lines: list[str]) -> list[str]:
     """Adapt lines of a PyMongo docstring to this site; returns new lines.
 
@@ -147,10 +166,7 @@ def clean_pymongo_docstring(lines: list[str]) -> list[str]:
             cleaned.append(f"{indent}*MongoDB manual:* {topic.strip()}")
             continue
         line = _SITE_ROLE.sub(lambda m: (m.group("text") or m.group("bare")).strip(), line)
-        line = _PYMONGO_TARGET.sub(
-            lambda m: m.group("tilde") + PYMONGO_TO_GREENMOTOR[m.group("cls")] + m.group("rest"),
-            line,
-        )
+        line = _PYMONGO_TARGET.sub(_to_greenmotor_target, line)
         cleaned.append(line)
     while cleaned and not cleaned[-1].strip():
         cleaned.pop()
