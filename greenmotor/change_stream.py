@@ -14,6 +14,7 @@ from typing import Any
 
 from pymongo.synchronous.change_stream import ChangeStream
 
+from greenmotor.cursor import NeverStarted
 from greenmotor.metaprogramming import MotorWrapper
 
 __all__ = ["MotorChangeStream"]
@@ -68,7 +69,7 @@ class MotorChangeStream(MotorWrapper):
         """Close the stream and kill its server cursor."""
         self._closed = True
         if self.delegate is None:
-            self.delegate = _ClosedBeforeOpened()
+            self.delegate = NeverStarted()
         return self._run("close", callback)
 
     def __aiter__(self) -> MotorChangeStream:
@@ -85,16 +86,3 @@ class MotorChangeStream(MotorWrapper):
     async def __aexit__(self, *exc: Any) -> None:
         await self.close()
 
-
-class _ClosedBeforeOpened:
-    alive = False
-    resume_token = None
-
-    def close(self) -> None:
-        pass
-
-    def next(self) -> Any:
-        raise StopIteration
-
-    def try_next(self) -> None:
-        return None

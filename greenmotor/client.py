@@ -8,6 +8,7 @@ loop a client belongs to, attribute access to databases and collections - is wri
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from typing import Any
 
@@ -19,7 +20,7 @@ from tornado.ioloop import IOLoop
 
 from greenmotor import green_pool
 from greenmotor.change_stream import MotorChangeStream
-from greenmotor.core import GreenmotorUsageError, spawn
+from greenmotor.core import GreenmotorUsageError
 from greenmotor.cursor import (
     MotorCommandCursor,
     MotorCursor,
@@ -32,7 +33,6 @@ from greenmotor.metaprogramming import (
     Delegate,
     MotorWrapper,
     ReadOnly,
-    consume_exception,
     unwrap_all,
 )
 from greenmotor.session import MotorClientSession
@@ -113,6 +113,7 @@ class MotorClient(_CommonProperties):
         self._closed = False
         self._io_loop = io_loop
         self._asyncio_loop = io_loop.asyncio_loop if io_loop is not None else None  # type: ignore[attr-defined]
+        self._bound_pid = os.getpid()
 
     def get_io_loop(self) -> IOLoop:
         if self._io_loop is None:
@@ -122,6 +123,7 @@ class MotorClient(_CommonProperties):
     def _bind(self, io_loop: IOLoop) -> None:
         self._io_loop = io_loop
         self._asyncio_loop = io_loop.asyncio_loop  # type: ignore[attr-defined]
+        self._bound_pid = os.getpid()
 
     def _loop_for_call(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop to run an operation on; refuses calls that cannot work."""
@@ -129,7 +131,10 @@ class MotorClient(_CommonProperties):
             raise InvalidOperation("Cannot use MotorClient after close")
         running = asyncio._get_running_loop()
         loop = self._asyncio_loop
-        if loop is None:
+        if loop is None or (running is not loop and self._bound_pid != os.getpid()):
+            # Unbound yet, or bound in the parent before a fork (whose loop never runs in
+            # this child): take this process's loop. PyMongo resets its pools and monitors
+            # and warns "MongoClient opened before fork" if the parent had used the client.
             self._bind(IOLoop.current())
             loop = self._asyncio_loop
         if running is not loop:
@@ -149,14 +154,18 @@ class MotorClient(_CommonProperties):
     def close(self) -> None:
         """Close every connection and stop PyMongo's monitor threads.
 
-        Sending ``endSessions`` is I/O: when called on the running loop's thread it runs in a
-        greenlet so the loop is not blocked; anywhere else it runs directly, as in PyMongo.
+        Sending ``endSessions`` is I/O: when called on the running loop's thread, PyMongo's
+        close runs in a short-lived thread so the loop is not blocked. Not in a greenlet: if
+        the loop stopped right after (``client.close()`` as the last line of the coroutine
+        given to ``run_sync``), a parked greenlet would never finish and the monitor threads
+        and sockets would stay open. Anywhere else it runs directly, as in PyMongo.
         """
         self._closed = True
         loop = self._asyncio_loop
         if loop is not None and loop.is_running() and asyncio._get_running_loop() is loop:
-            future = spawn(loop, self.delegate.close)  # type: ignore[arg-type]
-            future.add_done_callback(consume_exception)
+            threading.Thread(
+                target=self.delegate.close, name="greenmotor-close", daemon=True
+            ).start()
         else:
             self.delegate.close()
 
@@ -178,7 +187,28 @@ class MotorClient(_CommonProperties):
         self.close()
 
 
-class MotorDatabase(_CommonProperties):
+class _Namespace(_CommonProperties):
+    """A database or a collection: a name, not a value to test or a function to call.
+
+    ``db.things`` is a collection, so a misspelt method name becomes a collection; calling it
+    or testing it says what happened instead of failing later.
+    """
+
+    def __bool__(self) -> bool:
+        kind = type(self).__name__
+        raise NotImplementedError(
+            f"{kind} objects do not implement truth value testing or bool(); compare with "
+            f"None instead: {kind.removeprefix('Motor').lower()} is not None"
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            f"{type(self).__name__} object is not callable. If you meant to call a method "
+            f"named {self.delegate.name.rpartition('.')[2]!r}, it does not exist"
+        )
+
+
+class MotorDatabase(_Namespace):
     """A MongoDB database: ``client.name`` or ``client["name"]``."""
 
     __delegate_class__ = Database
@@ -220,20 +250,9 @@ class MotorDatabase(_CommonProperties):
     def __getitem__(self, name: str) -> MotorCollection:
         return MotorCollection._from_delegate(self, self.delegate[name])
 
-    def __bool__(self) -> bool:
-        raise NotImplementedError(
-            "MotorDatabase objects do not implement truth value testing or bool(); "
-            "compare with None instead: database is not None"
-        )
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError(
-            f"MotorDatabase object is not callable. If you meant to call the "
-            f"{self.delegate.name!r} method on MotorClient, it does not exist"
-        )
 
 
-class MotorCollection(_CommonProperties):
+class MotorCollection(_Namespace):
     """A MongoDB collection: ``database.name`` or ``database["name"]``."""
 
     __delegate_class__ = Collection
@@ -311,14 +330,3 @@ class MotorCollection(_CommonProperties):
     def __getitem__(self, name: str) -> MotorCollection:
         return MotorCollection._from_delegate(self, self.delegate[name])
 
-    def __bool__(self) -> bool:
-        raise NotImplementedError(
-            "MotorCollection objects do not implement truth value testing or bool(); "
-            "compare with None instead: collection is not None"
-        )
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError(
-            f"MotorCollection object is not callable. If you meant to call the "
-            f"{self.delegate.name!r} method on a MotorCollection, it does not exist"
-        )

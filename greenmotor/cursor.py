@@ -321,18 +321,20 @@ class MotorLatentCommandCursor(MotorCommandCursor):
 
     def close(self, callback: Any = None) -> Any:
         if self.delegate is None:  # never started: nothing on the server to kill
-            self.delegate = _NeverStarted()
+            self.delegate = NeverStarted()
         return super().close(callback)
 
 
-class _NeverStarted:
-    """Stands in for the PyMongo cursor of a latent cursor closed before it started."""
+class NeverStarted:
+    """Stands in for the PyMongo object of a latent cursor or change stream closed before
+    it started: nothing to kill on the server, nothing more to read."""
 
     _data: tuple = ()
     alive = False
     cursor_id = None
     address = None
     session = None
+    resume_token = None
 
     def close(self) -> None:
         pass
