@@ -66,6 +66,7 @@ from tornado.ioloop import IOLoop
 import greenmotor
 from greenmotor.core import spawn
 from greenmotor.cursor import MotorLatentCommandCursor
+from greenmotor.gridfs import MotorGridFSBucket, MotorGridIn, MotorGridOut, MotorGridOutCursor
 from greenmotor.metaprogramming import MotorWrapper
 
 __all__ = [
@@ -75,6 +76,10 @@ __all__ = [
     "CommandCursor",
     "Cursor",
     "Database",
+    "GridFSBucket",
+    "GridIn",
+    "GridOut",
+    "GridOutCursor",
     "LoopThread",
     "MongoClient",
     "RawBatchCommandCursor",
@@ -195,6 +200,8 @@ def wrap(value: Any) -> Any:
         if cls in (MongoClient, ClientSession):
             _remember(delegate, facade)
         return facade
+    if isinstance(value, list) and value and isinstance(value[0], MotorWrapper):
+        return [wrap(item) for item in value]  # e.g. GridFS find().to_list()
     return value
 
 
@@ -294,11 +301,13 @@ class Synchro:
 
     def __setattr__(self, name: str, value: Any) -> None:
         # Tests set PyMongo internals (``cursor._Cursor__foo = ...``) and check that public
-        # properties are read-only: both are about the PyMongo object underneath.
-        if name == "_motor":
-            object.__setattr__(self, name, value)
+        # properties are read-only: both are about the PyMongo object underneath. Other new
+        # attributes (the unified runner adds ``bucket.drop``) stay on the facade object.
+        delegate = self._motor.delegate if name != "_motor" else None
+        if name != "_motor" and (name.startswith("_") or hasattr(type(delegate), name)):
+            setattr(delegate, name, value)
         else:
-            setattr(self._motor.delegate, name, value)
+            object.__setattr__(self, name, value)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Synchro):
@@ -439,6 +448,11 @@ class Cursor(_Iterating):
         motor = unwrap(collection).find(*args, **kwargs)
         object.__setattr__(self, "_motor", motor)
 
+    @property  # type: ignore[misc]
+    def __dict__(self) -> dict:  # type: ignore[override]
+        """The PyMongo cursor's attributes: PyMongo's clone tests compare them."""
+        return self._motor.delegate.__dict__
+
     def __copy__(self) -> Cursor:
         return wrap(self._motor.__copy__())
 
@@ -513,7 +527,54 @@ class _TransactionContext:
                 self._session.abort_transaction()
 
 
+class GridFSBucket(Synchro):
+    _motor_class = MotorGridFSBucket
+
+    def __init__(self, db: Database, *args: Any, **kwargs: Any) -> None:
+        object.__setattr__(self, "_motor", MotorGridFSBucket(unwrap(db), *args, **kwargs))
+
+
+class GridIn(Synchro):
+    _motor_class = MotorGridIn
+
+    def __enter__(self) -> GridIn:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class GridOut(Synchro):
+    _motor_class = MotorGridOut
+
+    def __iter__(self) -> GridOut:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()  # PyMongo's GridOut iterates by line
+        if not line:
+            raise StopIteration
+        return line  # type: ignore[no-any-return]
+
+    def __enter__(self) -> GridOut:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class GridOutCursor(Cursor):
+    _motor_class = MotorGridOutCursor
+
+
 _FACADE_CLASSES: list[type[Synchro]] = [
+    GridOutCursor,
+    GridFSBucket,
+    GridIn,
+    GridOut,
     MongoClient,
     Database,
     Collection,

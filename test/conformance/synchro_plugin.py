@@ -53,6 +53,12 @@ _CHANGE_STREAM = {
     "CollectionChangeStream": synchro.CollectionChangeStream,
 }
 _SESSION = {"ClientSession": synchro.ClientSession}
+_GRIDFS = {
+    "GridFSBucket": synchro.GridFSBucket,
+    "GridIn": synchro.GridIn,
+    "GridOut": synchro.GridOut,
+    "GridOutCursor": synchro.GridOutCursor,
+}
 
 #: module name -> the attributes that the test package sees replaced by the facade.
 FACADE_MODULES: dict[str, dict[str, Any]] = {
@@ -72,6 +78,9 @@ FACADE_MODULES: dict[str, dict[str, Any]] = {
     "pymongo.synchronous.change_stream": _CHANGE_STREAM,
     "pymongo.client_session": _SESSION,
     "pymongo.synchronous.client_session": _SESSION,
+    "gridfs": _GRIDFS,
+    "gridfs.synchronous": {},
+    "gridfs.synchronous.grid_file": _GRIDFS,
 }
 
 
