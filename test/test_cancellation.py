@@ -22,6 +22,7 @@ from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
 from greenmotor import MotorClient
+from greenmotor.core import in_flight
 from fault_helpers import (
     CommandRecorder,
     LogCapture,
@@ -411,3 +412,36 @@ def test_stalled_listener_really_stalls():
         with pytest.raises((TimeoutError, socket.timeout)):
             probe.connect(("127.0.0.1", port))
         probe.close()
+
+
+def test_close_as_the_last_line_of_run_sync_leaks_nothing(server_uri):
+    """``client.close()`` on the loop, right before the loop stops: PyMongo's close (with its
+    endSessions round trip) must still finish - monitor threads stopped, sockets closed."""
+    import threading
+    import time
+
+    from tornado.ioloop import IOLoop
+
+    def settled_threads() -> int:
+        time.sleep(0.2)
+        return threading.active_count()
+
+    baseline = settled_threads()
+    for _ in range(3):
+        loop = IOLoop(make_current=False)
+
+        async def main():
+            client = MotorClient(server_uri, maxPoolSize=5, io_loop=loop)
+            coll = client.greenmotor_cancel.close_last
+            # Concurrent operations leave several server sessions for close() to end.
+            await asyncio.gather(*[coll.find_one({}) for _ in range(5)])
+            client.close()
+
+        loop.run_sync(main)
+        loop.close()
+    deadline = time.monotonic() + 5
+    while threading.active_count() > baseline and time.monotonic() < deadline:
+        time.sleep(0.05)
+    names = sorted(t.name for t in threading.enumerate())
+    assert threading.active_count() <= baseline, names
+    assert [g for g in list(in_flight) if g.loop.is_closed()] == []
