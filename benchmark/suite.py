@@ -389,6 +389,10 @@ def versions() -> dict:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = None
+    if out["greenmotor"] is None:  # run from the checkout, not installed
+        out["greenmotor"] = subprocess.run(
+            [sys.executable, "-c", "import greenmotor; print(greenmotor.version)"],
+            cwd=ROOT, capture_output=True, text=True).stdout.strip() or None  # fmt: skip
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                                 capture_output=True, text=True).stdout.strip()  # fmt: skip
@@ -416,7 +420,12 @@ def parse_args(argv=None):
     parser.add_argument("--slow-cap", type=float, default=None,
                         help="seconds a slow workload may run before its wall time is "
                         "projected from its rate (default 30, --quick 10)")  # fmt: skip
+    parser.add_argument("--reps", type=int, default=None,
+                        help="repetitions of every workload (default: per workload)")
     parser.add_argument("--worker-timeout", type=float, default=600.0)
+    parser.add_argument("--ceiling-seconds", type=float, default=None,
+                        help="per raw-socket ceiling measurement; 0 skips them "
+                        "(default 2, --quick 1)")  # fmt: skip
     parser.add_argument("--no-profile", dest="profile", action="store_false",
                         help="skip the extra cProfile runs of greenmotor and sync")  # fmt: skip
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
@@ -425,6 +434,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.slow_cap is None:
         args.slow_cap = 10.0 if args.quick else 30.0
+    if args.ceiling_seconds is None:
+        args.ceiling_seconds = 1.0 if args.quick else 2.0
     return args
 
 
@@ -456,10 +467,11 @@ def main(argv=None) -> dict:
         workloads = suite(kind, quick=args.quick, scale=args.scale)
         if wanted:
             workloads = [w for w in workloads if w["name"] in wanted]
-        if args.scale < 1:
-            for w in workloads:
-                if w["kind"] == "slow":
-                    w["ops"] = max(10, int(w["ops"] * args.scale))
+        for w in workloads:
+            if args.scale < 1 and w["kind"] == "slow":
+                w["ops"] = max(10, int(w["ops"] * args.scale))
+            if args.reps:
+                w["reps"] = args.reps
         if not workloads:
             continue
         part: dict = {"workloads": {}}
@@ -467,8 +479,8 @@ def main(argv=None) -> dict:
         server.start()
         log("%s server on port %d" % (kind, server.port))
         try:
-            if kind == "canned":
-                part["ceiling"] = measure_ceiling(server.port, client_cpus, 1.0 if args.quick else 2.0)
+            if kind == "canned" and args.ceiling_seconds > 0:
+                part["ceiling"] = measure_ceiling(server.port, client_cpus, args.ceiling_seconds)
                 log("ceiling (raw sockets): %s" % part["ceiling"])
             for index, workload in enumerate(workloads):
                 # Rotate the order so no contender always runs first (or last) on a workload.

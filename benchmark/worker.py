@@ -570,10 +570,12 @@ def profile_summary(profiler: cProfile.Profile, top: int = 25) -> list[dict]:
 
 
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "lib/python3", "/work/main/"):
+    """A profile entry's file, relative to site-packages, the stdlib or the checkout."""
+    for marker in ("site-packages/", "/lib/python%d.%d/" % sys.version_info[:2]):
         if marker in path:
             return path.split(marker, 1)[1]
-    return path
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    return path[len(root):] if path.startswith(root) else path
 
 
 def main(argv: list[str] | None = None) -> None:
