@@ -45,9 +45,9 @@ extensions = [
 exclude_patterns = ["_build"]
 templates_path: list[str] = []
 html_static_path = ["_static"]
+html_css_files = ["greenmotor.css"]
 html_theme = "furo"
 html_title = f"greenmotor {release}"
-pygments_style = "sphinx"
 default_role = "code"  # `name` in PyMongo's docstrings means code, not a cross-reference
 
 # Broken cross-references into greenmotor's own API are errors. References to other projects
