@@ -123,8 +123,7 @@ _PYMONGO_TARGET = re.compile(
 _SITE_ROLE = re.compile(r":(?:ref|doc|manual|mongodoc):`(?:(?P<text>[^`<]+?)\s*<[^`>]*>|(?P<bare>[^`]+))`")
 # Directives of PyMongo's own Sphinx set-up (``.. mongodoc:: find`` links to MongoDB's manual).
 _PYMONGO_DIRECTIVE = re.compile(r"^(\s*)\.\. (mongodoc|mongodoc_link)::\s*(.*)$")
-
-
+# PyMongo's own version history (``.. versionchanged:: 4.1``), which would read as greenmotor's.
 _VERSION_NOTE = re.compile(r"^(\s*)\.\. (versionadded|versionchanged)::")
 
 
@@ -233,6 +232,8 @@ def process_docstring(app, what, name, obj, options, lines):
         note[0] = note[0][len("greenmotor:"):].lstrip()
     # The note goes right after the summary: PyMongo's examples below it are synchronous.
     summary_end = head.index("") if "" in head else len(head)
+    if head and head[0].lstrip().startswith(".."):
+        summary_end = 0  # no summary line: the note goes first
     admonition = [".. admonition:: greenmotor", ""] + ["   " + n if n else "" for n in note]
     lines[:] = head[:summary_end] + [""] + admonition + [""] + head[summary_end:] + [""]
 
