@@ -172,9 +172,10 @@ def _transfer(outcome: concurrent.futures.Future, task: asyncio.Future) -> None:
 
 loop_thread = LoopThread()
 
-# The facade object of a PyMongo client or session, so identity holds across wrappings:
-# ``session.client is client`` and ``cursor.session is session`` as in PyMongo.
-_facade_of: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# The facade object of a PyMongo client or session is remembered on that object (by
+# identity: PyMongo clients compare equal when their seeds match), so ``session.client is
+# client`` and ``cursor.session is session`` hold as in PyMongo.
+_FACADE_ATTRIBUTE = "_synchro_facade"
 
 
 def unwrap(value: Any) -> Any:
@@ -206,17 +207,13 @@ def wrap(value: Any) -> Any:
 
 
 def _cached_facade(delegate: Any) -> Any:
-    try:
-        return _facade_of.get(delegate)
-    except TypeError:  # not weak-referenceable or not hashable
-        return None
+    ref = getattr(delegate, "__dict__", {}).get(_FACADE_ATTRIBUTE)
+    return ref() if ref is not None else None
 
 
 def _remember(delegate: Any, facade: Synchro) -> None:
-    try:
-        _facade_of[delegate] = facade
-    except TypeError:
-        pass
+    if hasattr(delegate, "__dict__"):
+        delegate.__dict__[_FACADE_ATTRIBUTE] = weakref.ref(facade)
 
 
 def _rewrap_pymongo(value: Any, owner: Synchro) -> Any:
@@ -234,7 +231,20 @@ def _rewrap_pymongo(value: Any, owner: Synchro) -> Any:
         return Database._from_motor(greenmotor.MotorDatabase._from_delegate(motor_client, value))
     if isinstance(value, PyMongoClient) and value is motor_client.delegate:
         return wrap(motor_client)
+    if type(value) in _MOTOR_CURSOR_OF:  # e.g. a change stream's ``_cursor``
+        return wrap(_MOTOR_CURSOR_OF[type(value)]._from_delegate(owner._motor, value))
     return value
+
+
+_MOTOR_CURSOR_OF = {
+    cls.__delegate_class__: cls
+    for cls in (
+        greenmotor.MotorCursor,
+        greenmotor.MotorRawBatchCursor,
+        greenmotor.MotorCommandCursor,
+        greenmotor.MotorRawBatchCommandCursor,
+    )
+}
 
 
 def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -266,6 +276,8 @@ class Synchro:
     def __getattr__(self, name: str) -> Any:
         if name == "_motor":
             raise AttributeError(name)
+        if name.startswith("_"):
+            return self._pymongo_attribute(name)
         motor = self._motor
         try:
             attr = getattr(motor, name)
@@ -291,7 +303,7 @@ class Synchro:
         delegate = motor.delegate
         value = getattr(delegate, name)  # AttributeError here is the right answer
         if name.startswith("_"):
-            return value
+            return _rewrap_pymongo(value, self)
         if inspect.ismethod(value) or inspect.isbuiltin(value):
             raise AttributeError(
                 f"greenmotor's {type(motor).__name__} has no {name!r} "
