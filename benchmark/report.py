@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_INPUT = os.path.join(ROOT, "benchmark", "results", "latest.json")
@@ -88,6 +89,23 @@ def list_table(title: str, header: list[str], rows: list[list[str]], widths=None
         for i, cell in enumerate(row):
             out.append(("   * - " if i == 0 else "     - ") + (cell if cell.strip() else "-"))
     out.append("")
+    return out
+
+
+def wrap_page(lines: list[str]) -> list[str]:
+    """Wrap the page's long paragraph lines (each generated as one line) to 92 columns.
+
+    Indented lines (table cells, directive options, literal blocks) and directives stay as
+    they are.
+    """
+    out = []
+    for line in lines:
+        if len(line) <= 92 or line.startswith((" ", "..")):
+            out.append(line)
+            continue
+        bullet = line.startswith("* ")
+        out += textwrap.wrap(line, 92, subsequent_indent="  " if bullet else "",
+                             break_long_words=False, break_on_hyphens=False)  # fmt: skip
     return out
 
 
@@ -242,8 +260,8 @@ def _slow_chart(plt, results, slow, path):
     axes[0].set_title("wall time, s (log; hatched = projected)", fontsize=10)
     series = [(c, [(w["summary"].get(c, {}).get("rss_per_pending_op") or 0) / 1024
                    for _, w in slow], None) for c in names]  # fmt: skip
-    _bars(axes[1], labels, series, COLORS)
-    axes[1].set_title("RSS per pending operation, KiB", fontsize=10)
+    _bars(axes[1], labels, series, COLORS, hatches)
+    axes[1].set_title("RSS per pending operation, KiB (hatched: capped run)", fontsize=10)
     series = [(c, [w["summary"].get(c, {}).get("threads_peak") for _, w in slow], None)
               for c in names]  # fmt: skip
     _bars(axes[2], labels, series, COLORS)
@@ -558,6 +576,24 @@ slow operation ran; the difference to "per pending op" is what waiting costs on 
 """
 
 
+def motor_workers(results: Results) -> int | None:
+    for server in ("canned", "secantus"):
+        for _, w in results.workloads(server):
+            s = w["summary"].get("motor", {})
+            if "max_parallel" in s:
+                return s["max_parallel"]
+    return None
+
+
+def capped_note(results: Results) -> str:
+    capped = sorted({c for _, w in results.workloads("canned", slow=True)
+                     for c, s in w["summary"].items() if s.get("capped")},
+                    key=ORDER.index)  # fmt: skip
+    if not capped:
+        return "; no run needed it"
+    return "; in this run: " + ", ".join(SHORT[c] for c in capped)
+
+
 def method_section(results: Results) -> list[str]:
     d = results.data
     m = d.get("machine", {})
@@ -594,7 +630,8 @@ def method_section(results: Results) -> list[str]:
         "N slow operations).",
         "* **greenmotor**: ``greenmotor.MotorClient(uri, io_loop=IOLoop.current())``.",
         "* **Motor 3**: ``motor.motor_tornado.MotorClient(uri, io_loop=IOLoop.current())``; "
-        "Motor's executor has 5 × cpu_count = 10 workers here.",
+        "Motor runs every operation on its executor of 5 × cpu_count = %s worker threads."
+        % (motor_workers(results) or "5 × cpu_count"),
         "* **AsyncMongoClient**: ``pymongo.AsyncMongoClient(uri)``.",
         "",
         "The asynchronous contenders run under ``asyncio.run`` (for the Tornado ones, "
@@ -620,8 +657,8 @@ def method_section(results: Results) -> list[str]:
         "connections existed) ÷ N, so it includes the connection; the peak is the kernel's "
         "high-water mark (``VmHWM``, reset first). Threads are sampled every 20 ms from the "
         "loop. A run that has not finished after %.0f s is stopped and its wall time "
-        "projected from the operations done (marked *projected*); that happens to Motor only."
-        % d.get("slow_cap_s", 30),
+        "projected from the operations done (marked *projected*)%s."
+        % (d.get("slow_cap_s", 30), capped_note(results)),
         "",
         "Servers run as separate processes: ``benchmark/canned_server.py`` (fixed, "
         "precomputed replies; driver overhead) and SecantusDB (``python -m secantus "
@@ -684,8 +721,7 @@ def render(results: Results, charts: dict, images_rel: str) -> str:
             continue
         out += heading(title, "-")
         names = [n for n, _ in results.workloads(server, slow=False)]
-        out += ["Workloads: " + "; ".join("``%s``: %s" % (n, DESCRIPTIONS.get(n, n)) for n in names)
-                + ".", ""]  # fmt: skip
+        out += ["* ``%s``: %s" % (n, DESCRIPTIONS.get(n, n)) for n in names] + [""]
         for key, alt in ((server + "-throughput", "throughput relative to sync PyMongo"),
                          (server + "-latency", "latency p50 and p99")):  # fmt: skip
             if key in charts:
@@ -728,7 +764,7 @@ def render(results: Results, charts: dict, images_rel: str) -> str:
         out += heading("Failed runs", "-")
         out += ["* %s ``%s`` %s: %s" % (s, n, SHORT.get(c, c), e.replace("*", "")) for s, n, c, e in errors]
         out += [""]
-    return "\n".join(out).rstrip() + "\n"
+    return "\n".join(wrap_page(out)).rstrip() + "\n"
 
 
 def main(argv=None) -> None:
