@@ -99,6 +99,7 @@ class MotorClient(_CommonProperties):
     start_session = Async(wrap="MotorClientSession")
     get_database = Delegate(wrap="MotorDatabase")
     get_default_database = Delegate(wrap="MotorDatabase")
+    append_metadata = Delegate()  # no I/O: used by the next handshakes
 
     def __init__(self, *args: Any, io_loop: IOLoop | None = None, **kwargs: Any) -> None:
         if io_loop is not None and not isinstance(io_loop, IOLoop):
