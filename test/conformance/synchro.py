@@ -315,8 +315,12 @@ class Synchro:
         # Tests set PyMongo internals (``cursor._Cursor__foo = ...``) and check that public
         # properties are read-only: both are about the PyMongo object underneath. Other new
         # attributes (the unified runner adds ``bucket.drop``) stay on the facade object.
-        delegate = self._motor.delegate if name != "_motor" else None
-        if name != "_motor" and (name.startswith("_") or hasattr(type(delegate), name)):
+        try:  # a subclass (PyMongo's MockClient) may set attributes before __init__ runs
+            motor = object.__getattribute__(self, "_motor")
+        except AttributeError:
+            motor = None
+        delegate = getattr(motor, "delegate", None)
+        if delegate is not None and (name.startswith("_") or hasattr(type(delegate), name)):
             setattr(delegate, name, value)
         else:
             object.__setattr__(self, name, value)
@@ -334,7 +338,7 @@ class Synchro:
         return hash(self._motor)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._motor.delegate!r})"
+        return repr(self._motor.delegate)  # the facade passes for PyMongo's object
 
 
 class _NamedChildren(Synchro):
@@ -346,10 +350,9 @@ class _NamedChildren(Synchro):
     def __bool__(self) -> bool:
         return bool(self._motor)  # database and collection raise NotImplementedError
 
-    def __iter__(self) -> Any:
-        return self
+    __iter__ = None  # as PyMongo's: iter() raises "'MongoClient' object is not iterable"
 
-    def __next__(self) -> Any:
+    def __next__(self) -> Any:  # as PyMongo's: defined, yet not iterable
         raise TypeError(f"'{type(self).__name__}' object is not iterable")
 
     next = __next__
@@ -389,6 +392,12 @@ class MongoClient(_NamedChildren):
     PORT = PyMongoClient.PORT
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # PyMongo's defaults where greenmotor's differ: connect=True (greenmotor, like Motor,
+        # connects on first use), and HOST/PORT read from this class, which tests change.
+        names = ("host", "port", "document_class", "tz_aware", "connect")
+        given = set(names[: len(args)]) | set(kwargs)
+        defaults = {"host": type(self).HOST, "port": type(self).PORT, "connect": True}
+        kwargs.update({key: value for key, value in defaults.items() if key not in given})
         motor = greenmotor.MotorClient(*args, io_loop=loop_thread.io_loop, **kwargs)
         object.__setattr__(self, "_motor", motor)
         _remember(motor.delegate, self)
