@@ -68,6 +68,7 @@ class PoolEvents(monitoring.ConnectionPoolListener):
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
         self.closed_reasons: list[str] = []
+        self.timeline: list[tuple[str, float]] = []  # (event, time.monotonic())
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -76,6 +77,13 @@ class PoolEvents(monitoring.ConnectionPoolListener):
     def _count(self, name: str) -> None:
         with self._lock:
             self.counts[name] = self.counts.get(name, 0) + 1
+            self.timeline.append((name, time.monotonic()))
+
+    def connection_lifetimes(self) -> list[float]:
+        """Seconds from each connection's creation to its closing, in order."""
+        created = [t for name, t in self.timeline if name == "created"]
+        closed = [t for name, t in self.timeline if name == "closed"]
+        return [end - start for start, end in zip(created, closed)]
 
     def __getitem__(self, name: str) -> int:
         return self.counts.get(name, 0)
