@@ -56,7 +56,6 @@ class DriverGreenlet(greenlet.greenlet):
     def __init__(self, run: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(run, parent=greenlet.getcurrent())
         self.loop = loop
-        self.deadlines = _deadlines_of(loop)
         self.thread_id = threading.get_ident()
         # One copy of the caller's context per greenlet (a new greenlet would otherwise
         # start with an empty one and lose pymongo.timeout(), sessions, operation ids).
@@ -230,7 +229,7 @@ class Wakeup:
         glet = self.greenlet
         deadline = None
         if timeout is not None:
-            deadline = glet.deadlines.add(timeout, self, timeout_value)
+            deadline = _deadlines_of(glet.loop).add(timeout, self, timeout_value)
         self.parked = True
         try:
             return glet.parent.switch()

@@ -22,13 +22,14 @@ import time
 import types
 from typing import Any, Callable
 
+from pymongo import network_layer
 from pymongo.synchronous import client_session, mongo_client
-from pymongo.synchronous.pool import Pool
+from pymongo.synchronous.pool import Connection, Pool
+
+import threading
 
 from greenmotor import green_socket
 from greenmotor.core import Wakeup, current_driver_greenlet
-
-import threading
 
 
 class GreenCondition(threading.Condition):
@@ -129,14 +130,31 @@ def _with_globals(func: Callable[..., Any], **replacements: Any) -> Callable[...
     return clone
 
 
+class GreenConnection(Connection):
+    """PyMongo's Connection, reading through :func:`green_socket.receive_data`."""
+
+    receive_message = _with_globals(
+        Connection.receive_message,
+        receive_message=_with_globals(
+            network_layer.receive_message, receive_data=green_socket.receive_data
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cancel_context = green_socket.GreenCancellation()
+
+
 class GreenPool(Pool):
-    """PyMongo's connection pool with green wait queues and green sockets.
+    """PyMongo's connection pool with green wait queues, sockets and connections.
 
     Monitor pools (``is_sdam``) are only used by PyMongo's monitor threads and stay plain.
     """
 
     _green_connect = _with_globals(
-        Pool.connect, _configured_socket_interface=green_socket.green_socket_interface
+        Pool.connect,
+        _configured_socket_interface=green_socket.green_socket_interface,
+        Connection=GreenConnection,
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -30,10 +30,11 @@ import ssl
 import time
 from typing import Any
 
-from pymongo import _csot
-from pymongo.errors import ConfigurationError
+from pymongo import _csot, network_layer
+from pymongo.errors import ConfigurationError, _OperationCancelled
 from pymongo.network_layer import NetworkingInterface
 from pymongo.pool_shared import (
+    _CancellationContext,
     _get_ssl_session,
     _get_timeout_details,
     _raise_connection_failure,
@@ -43,7 +44,7 @@ from pymongo.pool_shared import (
 from greenmotor.core import Wakeup, current_driver_greenlet
 
 _READ, _WRITE = select.POLLIN | select.POLLPRI, select.POLLOUT
-_WANT_IO = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+_WANT_IO = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 def _wanted_event(exc: BaseException, default: int) -> int:
@@ -55,10 +56,13 @@ def _wanted_event(exc: BaseException, default: int) -> int:
     return default
 
 
-def wait_for_fd(fd: int, event: int, timeout: float | None) -> bool:
+def wait_for_fd(
+    fd: int, event: int, timeout: float | None, cancellation: GreenCancellation | None = None
+) -> bool:
     """Wait until fd is ready for event (POLLIN or POLLOUT); False if timeout passed first.
 
-    Parks the DriverGreenlet if we are in one, else blocks the thread in poll().
+    Parks the DriverGreenlet if we are in one, else blocks the thread in poll(). A
+    ``cancellation`` that is cancelled meanwhile ends a parked wait at once (returns False).
     """
     glet = current_driver_greenlet()
     if glet is None:
@@ -67,17 +71,83 @@ def wait_for_fd(fd: int, event: int, timeout: float | None) -> bool:
         return bool(poller.poll(None if timeout is None else max(timeout, 0.0) * 1000))
     loop = glet.loop
     wakeup = Wakeup()
+    # asyncio's public add_reader first checks the fd against its transports (a weak-value
+    # dict look-up, a measurable share of a quick operation); our sockets are never
+    # transports, so use the registration it then calls, where the loop has it.
     if event == _WRITE:
-        loop.add_writer(fd, wakeup.fire, True)
-        try:
-            return wakeup.wait(timeout)
-        finally:
-            loop.remove_writer(fd)
-    loop.add_reader(fd, wakeup.fire, True)
+        add = getattr(loop, "_add_writer", loop.add_writer)
+        remove = getattr(loop, "_remove_writer", loop.remove_writer)
+    else:
+        add = getattr(loop, "_add_reader", loop.add_reader)
+        remove = getattr(loop, "_remove_reader", loop.remove_reader)
+    add(fd, wakeup.fire, True)
+    if cancellation is not None:
+        cancellation.wakeup = wakeup
     try:
-        return wakeup.wait(timeout)
+        return wakeup.wait(timeout)  # type: ignore[no-any-return]
     finally:
-        loop.remove_reader(fd)
+        remove(fd)
+        if cancellation is not None:
+            cancellation.wakeup = None
+
+
+class GreenCancellation(_CancellationContext):
+    """A connection's cancel flag that also wakes the greenlet parked on its socket.
+
+    PyMongo cancels in-use connections from its monitor thread when a server goes away
+    (``Pool.reset(interrupt_connections=True)``); sync PyMongo notices within its 0.5 s read
+    poll. A parked greenlet needs no poll: the cancel resumes it through the loop.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wakeup: Wakeup | None = None
+
+    def cancel(self) -> None:
+        super().cancel()
+        wakeup = self.wakeup
+        if wakeup is not None:
+            wakeup.fire_threadsafe(False)
+
+
+def receive_data(conn: Any, length: int, deadline: float | None) -> memoryview:
+    """PyMongo's ``network_layer.receive_data`` for greenmotor connections.
+
+    Same contract - ``length`` bytes, ``TimeoutError("timed out")`` at the deadline,
+    ``_OperationCancelled`` once the connection is cancelled, ``OSError`` when the peer
+    closes - but a parked greenlet waits for data, the deadline or the cancel, where sync
+    PyMongo wakes every 0.5 s to poll the cancel flag: 10,000 parked operations would
+    otherwise wake 20,000 times a second for nothing. Off the loop, PyMongo's own loop runs.
+    """
+    if current_driver_greenlet() is None:
+        return network_layer.receive_data(conn, length, deadline)
+    sock: GreenSocket = conn.conn.sock
+    cancellation = conn.cancel_context
+    buf = memoryview(bytearray(length))
+    received = 0
+    while received < length:
+        if cancellation.cancelled:
+            raise _OperationCancelled("operation cancelled")
+        try:
+            chunk = sock._sock.recv_into(buf[received:])
+        except _WANT_IO as exc:
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                raise TimeoutError("timed out") from None
+            ready = wait_for_fd(sock.fileno(), _wanted_event(exc, _READ), timeout, cancellation)
+            if not ready and not cancellation.cancelled:
+                raise TimeoutError("timed out") from None
+            continue
+        except InterruptedError:
+            continue
+        except OSError:
+            if cancellation.cancelled:
+                raise _OperationCancelled("operation cancelled") from None
+            raise
+        if chunk == 0:
+            raise OSError("connection closed")
+        received += chunk
+    return buf
 
 
 class GreenSocket:
@@ -121,6 +191,8 @@ class GreenSocket:
         while True:
             try:
                 return self._sock.recv_into(buffer, nbytes)
+            except InterruptedError:
+                continue
             except _WANT_IO as exc:
                 deadline = self._wait_or_raise(exc, _wanted_event(exc, _READ), deadline)
 
@@ -130,6 +202,8 @@ class GreenSocket:
         while view:
             try:
                 sent = self._sock.send(view)
+            except InterruptedError:
+                continue
             except _WANT_IO as exc:
                 deadline = self._wait_or_raise(exc, _wanted_event(exc, _WRITE), deadline)
             else:
@@ -157,6 +231,8 @@ class GreenSocket:
             try:
                 self._sock.do_handshake()  # type: ignore[union-attr]
                 return
+            except InterruptedError:
+                continue
             except _WANT_IO as exc:
                 deadline = self._wait_or_raise(exc, _wanted_event(exc, _READ), deadline)
 

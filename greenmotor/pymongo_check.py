@@ -15,14 +15,16 @@ SUPPORTED_RANGE = "pymongo>=4.20,<4.21"
 
 # module -> names greenmotor relies on there.
 HOOKED = {
-    "pymongo.synchronous.pool": ["Pool", "_configured_socket_interface"],
+    "pymongo.synchronous.pool": ["Connection", "Pool", "_configured_socket_interface"],
+    "pymongo.errors": ["_OperationCancelled"],
     "pymongo.pool_shared": [
+        "_CancellationContext",
         "_get_ssl_session",
         "_get_timeout_details",
         "_raise_connection_failure",
         "_set_keepalive_times",
     ],
-    "pymongo.network_layer": ["NetworkingInterface", "receive_data"],
+    "pymongo.network_layer": ["NetworkingInterface", "receive_data", "receive_message"],
     "pymongo.synchronous.mongo_client": ["MongoClient", "time"],
     "pymongo.synchronous.client_session": ["time"],
     "pymongo._csot": ["remaining"],
@@ -45,6 +47,16 @@ def check_pymongo() -> None:
             problems.append("Pool.connect no longer calls _configured_socket_interface")
         if not {"size_cond", "_max_connecting_cond"} <= set(Pool.__init__.__code__.co_names):
             problems.append("Pool.__init__ no longer creates size_cond/_max_connecting_cond")
+        from pymongo import network_layer
+        from pymongo.synchronous.pool import Connection
+
+        # GreenConnection swaps the receive_message and receive_data these look up.
+        if "Connection" not in Pool.connect.__code__.co_names:
+            problems.append("Pool.connect no longer creates Connection")
+        if "receive_message" not in Connection.receive_message.__code__.co_names:
+            problems.append("Connection.receive_message no longer calls receive_message")
+        if "receive_data" not in network_layer.receive_message.__code__.co_names:
+            problems.append("network_layer.receive_message no longer calls receive_data")
         if "_condition_class" not in pymongo.MongoClient.__init__.__code__.co_consts:
             problems.append("MongoClient no longer accepts _condition_class")
     if problems:

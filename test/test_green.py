@@ -276,3 +276,25 @@ async def test_dns_resolution_runs_off_the_loop(server_uri, stall_monitor, monke
     assert resolved_in and threading.get_ident() not in resolved_in  # all off the loop
     assert stalls.longest < 0.05, stalls
     client.close()
+
+
+async def test_interrupted_connection_wakes_the_parked_read(client, sync_client, coll, io_loop):
+    """PyMongo interrupts in-use connections from its monitor thread when a server goes away.
+
+    Sync PyMongo notices within its 0.5 s read poll; a parked greenlet is woken at once.
+    """
+    from pymongo.errors import AutoReconnect
+
+    from failpoints import fail_command
+
+    await coll.insert_one({"_id": 1})
+    pool = client.delegate._topology.get_server_by_address(client.address).pool
+    with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=3000):
+        reading = asyncio.ensure_future(coll.with_options().find_one({"_id": 1}))
+        await asyncio.sleep(0.2)
+        start = time.monotonic()
+        threading.Thread(target=pool.reset, kwargs={"interrupt_connections": True}).start()
+        with pytest.raises(AutoReconnect):  # cancelled, then its retry finds the pool paused
+            await asyncio.wait_for(reading, 2)
+        assert time.monotonic() - start < 0.4
+    assert await coll.find_one({"_id": 1}) == {"_id": 1}  # and the client goes on
