@@ -51,12 +51,26 @@ class GreenmotorUsageError(RuntimeError):
 
 
 class DriverGreenlet(greenlet.greenlet):
-    """A child greenlet of the loop's thread that runs one synchronous PyMongo call."""
+    """A child greenlet of the loop's thread that runs one synchronous PyMongo call.
 
-    def __init__(self, run: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(run, parent=greenlet.getcurrent())
+    It delivers the call's outcome to ``future``; cancelling that Future throws
+    ``asyncio.CancelledError`` into the greenlet, from a loop callback, so PyMongo's own
+    clean-up (closing the connection, restoring pool counters) runs before it ends.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future,
+        fn: Callable[..., Any],
+        args: tuple,
+        kwargs: dict,
+    ) -> None:
+        super().__init__(parent=greenlet.getcurrent())
         self.loop = loop
+        self.future = future
         self.thread_id = threading.get_ident()
+        self._call = (fn, args, kwargs)
         # One copy of the caller's context per greenlet (a new greenlet would otherwise
         # start with an empty one and lose pymongo.timeout(), sessions, operation ids).
         self.gr_context = contextvars.copy_context()
@@ -64,6 +78,36 @@ class DriverGreenlet(greenlet.greenlet):
     def __repr__(self) -> str:
         state = "dead" if self.dead else ("running" if self else "not started")
         return f"<DriverGreenlet {state} on {self.loop!r}>"
+
+    def run(self) -> None:  # what greenlet.switch() starts
+        fn, args, kwargs = self._call
+        future = self.future
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
+            if isinstance(exc, StopIteration):  # can't be a Future's exception
+                exc = StopAsyncIteration(*exc.args)
+            if not future.done():
+                # Unhook the cancellation callback first: a done-callback still attached
+                # costs one more loop callback per operation.
+                future.remove_done_callback(self.cancel_if_needed)
+                if isinstance(exc, asyncio.CancelledError):
+                    future.cancel()
+                else:
+                    future.set_exception(exc)
+        else:
+            if not future.done():
+                future.remove_done_callback(self.cancel_if_needed)
+                future.set_result(result)
+        finally:
+            self._call = None
+            in_flight.discard(self)
+
+    def cancel_if_needed(self, future: asyncio.Future) -> None:
+        # A Future done-callback runs as a loop callback, i.e. on the hub: the one place a
+        # parked greenlet may be thrown into.
+        if future.cancelled() and not self.dead:
+            self.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
 
 
 # Strong references to every greenlet that has started and not finished. A suspended
@@ -85,9 +129,7 @@ def spawn(
 
     Must be called on the loop's thread, outside any DriverGreenlet. The call starts
     immediately and runs until it first needs to wait, so quick work costs no extra loop
-    iteration. Cancelling the Future throws ``asyncio.CancelledError`` into the greenlet from
-    a loop callback, so PyMongo's own clean-up (closing the connection, restoring pool
-    counters) runs before the greenlet ends.
+    iteration.
     """
     if current_driver_greenlet() is not None:
         raise GreenmotorUsageError(
@@ -96,37 +138,9 @@ def spawn(
             "instead: IOLoop.current().add_callback(...)"
         )
     future = loop.create_future()
-
-    def run() -> None:
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
-            if isinstance(exc, StopIteration):  # can't be a Future's exception
-                exc = StopAsyncIteration(*exc.args)
-            if not future.done():
-                # Unhook the cancellation callback first: a done-callback still attached
-                # costs one more loop callback per operation.
-                future.remove_done_callback(cancel_if_needed)
-                if isinstance(exc, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(exc)
-        else:
-            if not future.done():
-                future.remove_done_callback(cancel_if_needed)
-                future.set_result(result)
-        finally:
-            in_flight.discard(glet)
-
-    def cancel_if_needed(future: asyncio.Future) -> None:
-        # Runs as a loop callback, i.e. on the hub: the one place a parked greenlet may be
-        # thrown into.
-        if future.cancelled() and not glet.dead:
-            glet.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
-
-    glet = DriverGreenlet(run, loop)
+    glet = DriverGreenlet(loop, future, fn, args, kwargs)
     in_flight.add(glet)
-    future.add_done_callback(cancel_if_needed)
+    future.add_done_callback(glet.cancel_if_needed)
     glet.switch()
     return future
 
