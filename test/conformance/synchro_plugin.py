@@ -36,6 +36,8 @@ import sys
 import types
 from typing import Any
 
+import pytest
+
 import synchro
 
 _CLIENT = {"MongoClient": synchro.MongoClient}
@@ -180,7 +182,10 @@ def install() -> None:
     sys.meta_path.insert(0, TestPackageFinder())
 
 
-install()
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: Any, parser: Any, args: Any) -> None:
+    """Install the finder before the suite's conftest.py imports the test package."""
+    install()
 
 
 def pytest_report_header(config: Any) -> str:

@@ -1,0 +1,144 @@
+"""Fast checks of the conformance machinery itself: the synchro facade and the import redirect.
+
+The conformance run (``run.py``) is slow and needs PyMongo's sdist; these run with the
+project's own suite, against its SecantusDB server.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pymongo
+import pymongo.errors
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import synchro  # noqa: E402
+import synchro_plugin  # noqa: E402
+from failpoints import fail_command  # noqa: E402
+
+
+@pytest.fixture
+def facade(server_uri):
+    client = synchro.MongoClient(server_uri)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def things(facade, sync_client):
+    name = f"synchro_{time.monotonic_ns()}"
+    yield facade[name].things
+    sync_client.drop_database(name)
+
+
+def test_calls_are_synchronous_and_return_facade_objects(facade, things):
+    assert isinstance(things, synchro.Collection)
+    assert isinstance(things.database, synchro.Database)
+    assert things.database.client is facade
+    things.insert_many([{"_id": i} for i in range(5)])
+    cursor = things.find().sort("_id", -1).batch_size(2)
+    assert isinstance(cursor, synchro.Cursor)
+    assert [doc["_id"] for doc in cursor] == [4, 3, 2, 1, 0]
+    with pytest.raises(StopIteration):
+        next(cursor)
+    assert things.aggregate([{"$count": "n"}]).to_list() == [{"n": 5}]
+    with pytest.raises(pymongo.errors.DuplicateKeyError):
+        things.insert_one({"_id": 1})
+
+
+def test_aggregate_and_watch_start_at_once_as_in_pymongo(things):
+    # greenmotor sends these commands on first use; PyMongo (and so the facade) at once.
+    with pytest.raises(pymongo.errors.OperationFailure):
+        things.aggregate([{"$notAStage": {}}])
+    with pytest.raises(pymongo.errors.OperationFailure):
+        things.watch([{"$notAStage": {}}])
+
+
+def test_transaction_commits_and_session_identity(facade, things):
+    things.insert_one({"_id": "setup"})  # a transaction cannot create the collection
+    with facade.start_session() as session:
+        assert isinstance(session, synchro.ClientSession)
+        assert session.client is facade
+        with session.start_transaction():
+            things.insert_one({"_id": "in-txn"}, session=session)
+            assert things.count_documents({"_id": "in-txn"}) == 0  # not visible outside
+        assert things.count_documents({"_id": "in-txn"}) == 1
+
+
+def test_with_transaction_runs_sync_callback(facade, things):
+    things.insert_one({"_id": "setup"})
+    with facade.start_session() as session:
+        result = session.with_transaction(
+            lambda s: things.insert_one({"_id": "cb"}, session=s).inserted_id
+        )
+    assert result == "cb"
+    assert things.find_one({"_id": "cb"}) == {"_id": "cb"}
+
+
+def test_pymongo_timeout_crosses_to_the_loop_thread(facade, things, sync_client):
+    things.insert_one({"_id": 1})
+    with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=1000):
+        started = time.monotonic()
+        with pytest.raises(pymongo.errors.PyMongoError) as caught:
+            with pymongo.timeout(0.2):
+                things.find_one({"_id": 1})
+    assert caught.value.timeout
+    assert time.monotonic() - started < 0.9
+
+
+def test_threads_call_concurrently(things):
+    # A thread waits in a change stream while the main thread writes: with one thread
+    # driving the loop at a time this would deadlock.
+    stream = things.watch()
+    got = []
+    reader = threading.Thread(target=lambda: got.append(next(stream)))
+    reader.start()
+    time.sleep(0.2)
+    things.insert_one({"_id": "seen"})
+    reader.join(10)
+    stream.close()
+    assert not reader.is_alive()
+    assert got[0]["fullDocument"] == {"_id": "seen"}
+
+
+def test_private_names_are_pymongos_and_missing_public_methods_refused(facade, things):
+    assert facade._topology is facade.delegate._topology
+    cursor = things.find()
+    assert cursor.collection == things  # a data attribute: PyMongo's, wrapped back
+    with pytest.raises(AttributeError, match="greenmotor's MotorCursor has no 'max_scan'"):
+        cursor.max_scan(10)  # a PyMongo method greenmotor lacks: not run behind its back
+    with pytest.raises(TypeError, match="'Collection' object is not iterable"):
+        iter(things)
+
+
+def test_facade_refuses_calls_on_its_own_loop_thread(things):
+    def from_loop_thread():
+        return things.find_one()  # would wait for the loop it is blocking
+
+    with pytest.raises(synchro.SynchroUsageError):
+        synchro.loop_thread.call(from_loop_thread)
+
+
+def test_redirected_imports_see_the_facade():
+    imp = synchro_plugin.redirecting_import
+    module = imp("pymongo.synchronous.collection", None, None, ("Collection",), 0)
+    assert module.Collection is synchro.Collection
+    assert module.ReturnDocument is pymongo.ReturnDocument  # everything else is real
+    top = imp("pymongo.synchronous.mongo_client", None, None, None, 0)
+    assert top.synchronous.mongo_client.MongoClient is synchro.MongoClient
+    assert top.MongoClient is synchro.MongoClient
+    assert top.ASCENDING == pymongo.ASCENDING
+    assert imp("pymongo.errors", None, None, ("OperationFailure",), 0) is pymongo.errors
+    assert imp("gridfs", None, None, ("GridFSBucket",), 0).GridFSBucket is synchro.GridFSBucket
+
+
+def test_only_the_test_package_is_redirected():
+    assert synchro_plugin.in_test_package("test.test_client")
+    assert synchro_plugin.in_test_package("test")
+    assert not synchro_plugin.in_test_package("testing")
+    assert not synchro_plugin.in_test_package("pymongo.synchronous.collection")
