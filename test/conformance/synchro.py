@@ -20,6 +20,11 @@ would. Why a loop thread rather than ``io_loop.run_sync`` in the caller:
   so ``with pymongo.timeout(0.5): coll.find_one()`` reaches greenmotor's greenlet exactly
   as it would from a coroutine.
 
+A PyMongo event listener runs on the loop thread, inside the greenlet of the operation that
+fired it. When such a listener calls the facade (a few of PyMongo's tests configure a fail
+point from ``CommandListener.failed``), the call parks that greenlet until the loop has run
+it, as greenmotor parks PyMongo's own waits.
+
 Which attribute comes from where
 --------------------------------
 * greenmotor's public API first: a method that returns a Future is run to completion;
@@ -64,7 +69,7 @@ from pymongo.synchronous.mongo_client import MongoClient as PyMongoClient
 from tornado.ioloop import IOLoop
 
 import greenmotor
-from greenmotor.core import spawn
+from greenmotor.core import Wakeup, current_driver_greenlet, spawn
 from greenmotor.cursor import MotorLatentCommandCursor
 from greenmotor.gridfs import MotorGridFSBucket, MotorGridIn, MotorGridOut, MotorGridOutCursor
 from greenmotor.metaprogramming import MotorWrapper
@@ -134,10 +139,11 @@ class LoopThread:
     def call(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn()`` on the loop (awaiting its result if awaitable); return the outcome."""
         io_loop = self.io_loop
-        if threading.current_thread() is self._thread:
+        on_loop_thread = threading.current_thread() is self._thread
+        if on_loop_thread and current_driver_greenlet() is None:
             raise SynchroUsageError(
-                "the synchro facade was called on greenmotor's loop thread (for example from "
-                "a PyMongo event listener); that call would wait for the loop it blocks"
+                "the synchro facade was called on greenmotor's loop thread outside its "
+                "greenlets; that call would wait for the loop it blocks"
             )
         self.calls += 1
         outcome: concurrent.futures.Future = concurrent.futures.Future()
@@ -155,7 +161,16 @@ class LoopThread:
             task.add_done_callback(functools.partial(_transfer, outcome))
 
         context = contextvars.copy_context()
-        io_loop.asyncio_loop.call_soon_threadsafe(start, context=context)  # type: ignore[attr-defined]
+        if on_loop_thread:
+            # A PyMongo event listener, running inside one of greenmotor's greenlets, calls
+            # the driver (several of PyMongo's tests do). Blocking here would block the loop
+            # the call needs: park this greenlet instead, as greenmotor parks PyMongo's waits.
+            io_loop.asyncio_loop.call_soon(start, context=context)  # type: ignore[attr-defined]
+            wakeup = Wakeup()
+            outcome.add_done_callback(lambda _: wakeup.fire_threadsafe())
+            wakeup.wait()
+        else:
+            io_loop.asyncio_loop.call_soon_threadsafe(start, context=context)  # type: ignore[attr-defined]
         return outcome.result()
 
 

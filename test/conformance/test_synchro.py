@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pymongo
 import pymongo.errors
+import pymongo.monitoring
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -122,6 +123,30 @@ def test_facade_refuses_calls_on_its_own_loop_thread(things):
 
     with pytest.raises(synchro.SynchroUsageError):
         synchro.loop_thread.call(from_loop_thread)
+
+
+def test_listener_may_call_the_facade(server_uri, things):
+    # The listener runs inside greenmotor's greenlet on the loop thread; its facade call
+    # parks that greenlet while the loop runs it.
+    counts = []
+
+    class Counting(pymongo.monitoring.CommandListener):
+        def started(self, event):
+            pass
+
+        def succeeded(self, event):
+            if event.command_name == "insert":
+                counts.append(things.count_documents({}))
+
+        def failed(self, event):
+            pass
+
+    client = synchro.MongoClient(server_uri, event_listeners=[Counting()])
+    try:
+        client[things.database.name].things.insert_one({"_id": 1})
+    finally:
+        client.close()
+    assert counts == [1]
 
 
 def test_redirected_imports_see_the_facade():
