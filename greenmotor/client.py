@@ -115,6 +115,7 @@ class MotorClient(_CommonProperties):
         self._io_loop = io_loop
         self._asyncio_loop = io_loop.asyncio_loop if io_loop is not None else None  # type: ignore[attr-defined]
         self._bound_pid = os.getpid()
+        self._loop_thread: int | None = None  # the thread last seen running the loop
 
     def get_io_loop(self) -> IOLoop:
         if self._io_loop is None:
@@ -125,6 +126,7 @@ class MotorClient(_CommonProperties):
         self._io_loop = io_loop
         self._asyncio_loop = io_loop.asyncio_loop  # type: ignore[attr-defined]
         self._bound_pid = os.getpid()
+        self._loop_thread = None
 
     def _loop_for_call(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop to run an operation on; refuses calls that cannot work."""
@@ -150,6 +152,16 @@ class MotorClient(_CommonProperties):
                     f"thread, but was called from thread {threading.current_thread().name!r}; "
                     "hand the work to the loop with IOLoop.add_callback"
                 )
+            if self._loop_thread not in (None, threading.get_ident()):
+                # The greenlet would belong to this thread and could never be resumed by
+                # the loop: the operation would hang.
+                raise GreenmotorUsageError(
+                    f"this MotorClient belongs to {self._io_loop!r}, which is not running "
+                    "and last ran in another thread, but was called from thread "
+                    f"{threading.current_thread().name!r}; call it from the loop's thread"
+                )
+        else:
+            self._loop_thread = threading.get_ident()
         return loop  # type: ignore[return-value]
 
     def close(self) -> None:
