@@ -2,6 +2,7 @@
 
 * :class:`StalledListener` - a listening socket whose accept queue is full, so a TCP connect
   to it never completes (what a connectTimeoutMS is for).
+* :class:`SilentServer` - accepts connections and never sends a byte (a hung TLS handshake).
 * :class:`ScriptedServer` - a mockupdb server whose replies a test switches at will: normal,
   silent, garbage, a truncated message, a hang-up mid-reply, or replica-set hello documents
   from :func:`rs_hello`.
@@ -77,6 +78,50 @@ class StalledListener:
         for filler in self._fillers:
             filler.close()
         self._listener.close()
+
+
+class SilentServer:
+    """A loopback port that accepts connections and then says nothing, ever (a peer that
+    hangs a TLS or MongoDB handshake).
+
+    ::
+
+        with SilentServer() as port:
+            ...  # connects succeed; every read waits
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="silent-server", daemon=True)
+
+    def __repr__(self) -> str:
+        return f"<SilentServer port={self.port} accepted={len(self._accepted)}>"
+
+    @property
+    def port(self) -> int:
+        return self._listener.getsockname()[1]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            self._accepted.append(conn)
+
+    def __enter__(self) -> int:
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(16)
+        self._thread.start()
+        return self.port
+
+    def __exit__(self, *exc: Any) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        self._thread.join(5)
+        for conn in self._accepted:
+            conn.close()
 
 
 def rs_hello(me: str, hosts: list[str], primary: str | None, election: int) -> dict:
@@ -167,4 +212,4 @@ class ScriptedServer:
         return True
 
 
-__all__ = ["HELLO", "ScriptedServer", "StalledListener", "rs_hello"]
+__all__ = ["HELLO", "ScriptedServer", "SilentServer", "StalledListener", "rs_hello"]
