@@ -70,7 +70,7 @@ class DriverGreenlet(greenlet.greenlet):
         self.loop = loop
         self.future = future
         self.thread_id = threading.get_ident()
-        self._call = (fn, args, kwargs)
+        self._call: tuple[Callable[..., Any], tuple, dict] | None = (fn, args, kwargs)
         # One copy of the caller's context per greenlet (a new greenlet would otherwise
         # start with an empty one and lose pymongo.timeout(), sessions, operation ids).
         self.gr_context = contextvars.copy_context()
@@ -80,7 +80,7 @@ class DriverGreenlet(greenlet.greenlet):
         return f"<DriverGreenlet {state} on {self.loop!r}>"
 
     def run(self) -> None:  # what greenlet.switch() starts
-        fn, args, kwargs = self._call
+        fn, args, kwargs = self._call  # type: ignore[misc]
         future = self.future
         try:
             result = fn(*args, **kwargs)
