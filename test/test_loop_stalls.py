@@ -168,3 +168,12 @@ async def test_wait_queue_timeout(server_uri, sync_client, stall_monitor, io_loo
     assert stalls.longest < MAX_STALL, stalls
     await coll.drop()
     client.close()
+
+
+async def test_the_monitor_sees_a_real_stall(stall_monitor, io_loop):
+    """The ticker is able to fail the tests above: a blocking call shows up in full."""
+    async with stall_monitor() as stalls:
+        await asyncio.sleep(0.02)
+        time.sleep(0.1)  # blocks the loop, as a non-green wait would
+        await asyncio.sleep(0.02)
+    assert stalls.longest >= 0.09, stalls
