@@ -30,7 +30,9 @@ Which attribute comes from where
 * greenmotor's public API first: a method that returns a Future is run to completion;
   greenmotor objects in results are wrapped in the matching facade class.
 * Private names (``client._topology``, ``session._server_session``...) come from the PyMongo
-  object greenmotor wraps, so PyMongo's tests of its own internals can look inside.
+  object greenmotor wraps, so PyMongo's tests of its own internals can look inside; a PyMongo
+  client, database, collection, session or cursor found there is handed back wrapped in the
+  facade (``change_stream._client.drop_database(...)`` still goes through greenmotor).
 * A *public* PyMongo method that greenmotor does not declare raises AttributeError rather
   than silently running sync PyMongo: the suite must exercise greenmotor, not bypass it.
   Public data attributes (``cursor.retrieved``) are read from the PyMongo object.
@@ -94,7 +96,10 @@ __all__ = [
 
 
 class SynchroUsageError(RuntimeError):
-    """The facade was called where it cannot work (on the loop thread itself)."""
+    """The facade was called on its loop's thread outside greenmotor's greenlets.
+
+    Such a call would wait for the very loop it is blocking.
+    """
 
 
 class LoopThread:
