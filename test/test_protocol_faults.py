@@ -42,34 +42,42 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("operation", list(OPERATIONS))
-@pytest.mark.parametrize("mode", list(EXPECTED))
-async def test_fault_raises_what_pymongo_raises_and_both_recover(mode, operation, stall_monitor,
-                                                                 io_loop):
-    run = OPERATIONS[operation]
+@pytest.fixture(scope="module")
+def scripted():
+    """One scripted server for the fault matrix (stopping one takes mockupdb up to 1 s)."""
     with ScriptedServer() as server:
         server.normal_reply = cursor_reply
-        uri = server.uri
+        yield server
 
-        def sync_run():
-            with pymongo.MongoClient(uri, **OPTIONS) as client:
-                server.mode = mode
-                failed = sync_outcome(lambda: run(client))
-                sent = len(server.commands)
-                server.mode = "normal"
-                return failed, sent, sync_outcome(lambda: run(client))
 
-        sync_failed, sync_sent, sync_recovered = await in_thread(sync_run)
-        server.commands.clear()
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+@pytest.mark.parametrize("mode", list(EXPECTED))
+async def test_fault_raises_what_pymongo_raises_and_both_recover(mode, operation, scripted,
+                                                                 stall_monitor, io_loop):
+    run = OPERATIONS[operation]
+    server, uri = scripted, scripted.uri
+    server.mode = "normal"
+    server.commands.clear()
 
-        client = MotorClient(uri, io_loop=io_loop, **OPTIONS)
-        async with stall_monitor() as stalls:
+    def sync_run():
+        with pymongo.MongoClient(uri, **OPTIONS) as client:
             server.mode = mode
-            failed = await green_outcome(run(client))
+            failed = sync_outcome(lambda: run(client))
             sent = len(server.commands)
             server.mode = "normal"
-            recovered = await green_outcome(run(client))
-        client.close()
+            return failed, sent, sync_outcome(lambda: run(client))
+
+    sync_failed, sync_sent, sync_recovered = await in_thread(sync_run)
+    server.commands.clear()
+
+    client = MotorClient(uri, io_loop=io_loop, **OPTIONS)
+    async with stall_monitor() as stalls:
+        server.mode = mode
+        failed = await green_outcome(run(client))
+        sent = len(server.commands)
+        server.mode = "normal"
+        recovered = await green_outcome(run(client))
+    client.close()
     assert failed == sync_failed
     assert failed[:2] == ("error", EXPECTED[mode])
     assert sent == sync_sent >= 1  # the same number of attempts reached the server
