@@ -65,9 +65,10 @@ class CommandRecorder(monitoring.CommandListener):
 class PoolEvents(monitoring.ConnectionPoolListener):
     """Counts CMAP events: every checkout must be matched by a checkin."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_timeline: bool = False) -> None:
         self.counts: dict[str, int] = {}
         self.closed_reasons: list[str] = []
+        self.keep_timeline = keep_timeline  # off by default: it grows with every event
         self.timeline: list[tuple[str, float]] = []  # (event, time.monotonic())
         self._lock = threading.Lock()
 
@@ -77,7 +78,8 @@ class PoolEvents(monitoring.ConnectionPoolListener):
     def _count(self, name: str) -> None:
         with self._lock:
             self.counts[name] = self.counts.get(name, 0) + 1
-            self.timeline.append((name, time.monotonic()))
+            if self.keep_timeline:
+                self.timeline.append((name, time.monotonic()))
 
     def connection_lifetimes(self) -> list[float]:
         """Seconds from each connection's creation to its closing, in order."""

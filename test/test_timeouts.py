@@ -49,13 +49,13 @@ async def test_connect_timeout_bounds_each_connection_attempt(stall_monitor, io_
         uri = f"mongodb://127.0.0.1:{port}/?loadBalanced=true&connectTimeoutMS=300"
 
         def sync_run():
-            events = PoolEvents()
+            events = PoolEvents(keep_timeline=True)
             with pymongo.MongoClient(uri, event_listeners=[events]) as client:
                 return sync_outcome(lambda: client.admin.command("ping")), events
 
         sync_result, sync_events = await in_thread(sync_run)
 
-        events = PoolEvents()
+        events = PoolEvents(keep_timeline=True)
         client = MotorClient(uri, event_listeners=[events], io_loop=io_loop)
         async with stall_monitor() as stalls:
             result = await green_outcome(client.admin.command("ping"))
