@@ -559,9 +559,9 @@ to another - the "CPU per operation" table above shows the first directly.
   GIL changing hands with them, cost more CPU than the greenlet switches. With 10 workers
   (5 per CPU) it also runs at most 10 operations at a time: 1,000 one-second operations need
   100 s.
-* **The thread-pool contender** is the same idea with a pool as large as the concurrency: it
-  lifts Motor's cap, but every waiting operation holds an OS thread (and its stack), and 500
-  threads contending for the GIL slow the quick workloads down.
+* **The thread-pool contender** is the same idea with a pool as large as the concurrency (up
+  to 1,000 threads): it lifts Motor's cap, but every waiting operation holds an OS thread
+  and its stack, and hundreds of threads contending for the GIL cost CPU of their own.
 * **AsyncMongoClient** is a second implementation of the driver in asyncio: every operation
   goes through several layers of coroutines, asyncio Futures and the loop's transport and
   protocol machinery. It waits as cheaply as greenmotor, but costs more CPU per operation.
@@ -627,7 +627,9 @@ def method_section(results: Results) -> list[str]:
         "* **thread pool**: the same sync client called from an asyncio loop through "
         "``loop.run_in_executor`` on a ``ThreadPoolExecutor`` with one thread per concurrent "
         "operation (1 for the sequential workloads, 50 or 500 for the concurrent ones, N for "
-        "N slow operations).",
+        "N slow operations up to 1,000: 10,000 threads on one CPU did not finish opening "
+        "their connections within 8 minutes, GIL hand-offs among thousands of runnable "
+        "threads).",
         "* **greenmotor**: ``greenmotor.MotorClient(uri, io_loop=IOLoop.current())``.",
         "* **Motor 3**: ``motor.motor_tornado.MotorClient(uri, io_loop=IOLoop.current())``; "
         "Motor runs every operation on its executor of 5 × cpu_count = %s worker threads."
@@ -660,10 +662,20 @@ def method_section(results: Results) -> list[str]:
         "projected from the operations done (marked *projected*)%s."
         % (d.get("slow_cap_s", 30), capped_note(results)),
         "",
+        "Why one CPU for server and client: a round trip between processes on different "
+        "CPUs of this virtual machine waits for the hypervisor to wake the other CPU. While "
+        "writing the suite, ``--placement split`` (server on CPU 1, client on CPU 0) gave "
+        "sync PyMongo about 750 ``find_one`` per second against about 3,000 with "
+        "``--placement same``, and made greenmotor and AsyncMongoClient slower on the "
+        "concurrent and 10,000-operation workloads too; with everything on one CPU the figures "
+        "measure the drivers' CPU cost, not the wake-ups. Every process - server, each "
+        "contender's client, its threads - had the same placement.",
+        "",
         "Servers run as separate processes: ``benchmark/canned_server.py`` (fixed, "
         "precomputed replies; driver overhead) and SecantusDB (``python -m secantus "
         "--storage-path :memory:``; real storage, fewer workloads, no slow ones since it has "
-        "no delayed command).",
+        "no delayed command; its inserts slow down as data accumulates, so every contender "
+        "gets a fresh server for the writing workloads).",
         "",
     ]
     if ceiling and "error" not in ceiling:

@@ -210,12 +210,18 @@ class AsyncMongoContender(AsyncContender):
 
 class ThreadsContender(AsyncContender):
     """Sync PyMongo called from the loop through loop.run_in_executor, one thread per
-    operation that may be in progress (the workload's concurrency)."""
+    operation that may be in progress (the workload's concurrency), at most MAX_THREADS."""
 
     name = "threads"
+    # 10,000 threads sharing one CPU and the GIL did not even finish opening their
+    # connections in 8 minutes (GIL hand-offs among thousands of runnable threads); the
+    # 1,000-operation workloads already show what a thread per waiting operation costs.
+    MAX_THREADS = 1000
 
     def __init__(self, workers: int) -> None:
+        workers = min(workers, self.MAX_THREADS)
         self.executor = ThreadPoolExecutor(max_workers=workers)
+        self.max_parallel = workers
 
     async def connect(self, uri: str, options: dict) -> None:
         import pymongo
@@ -531,9 +537,8 @@ def run_worker(spec: dict) -> dict:
         result["status"] = probe.status()
     else:
         if name == "threads":
-            workers = w["ops"] if w["kind"] == "slow" else w.get("concurrency", 1)
-            c = ThreadsContender(workers)
-            result["threads_pool_size"] = workers
+            c = ThreadsContender(w["ops"] if w["kind"] == "slow" else w.get("concurrency", 1))
+            result["threads_pool_size"] = c.max_parallel
         else:
             c = {"greenmotor": GreenmotorContender, "motor": MotorContender,
                  "async": AsyncMongoContender}[name]()  # fmt: skip

@@ -34,7 +34,7 @@ def results(tmp_path_factory):
 def test_sequential_workload_measured(results):
     workload = results["servers"]["canned"]["workloads"]["seq_ping"]
     spec = workload["spec"]
-    assert spec["ops"] == 30  # 3,000 scaled by 0.01
+    assert spec["ops"] == 20  # 2,000 scaled by 0.01
     run = workload["runs"]["greenmotor"]
     assert "error" not in run, run
     assert len(run["reps"]) == spec["reps"]
