@@ -128,6 +128,15 @@ class Server:
                 coll.drop()
                 filler = "x" * max(0, DOC_SIZE - 30)
                 coll.insert_many([{"_id": i, "filler": filler} for i in range(COLLECTION_DOCS)])
+                # A fresh server is slower for its first few hundred operations (measured:
+                # whoever ran first on it came out up to 2x slower); warm it up.
+                scratch = client.bench.scratch
+                for i in range(300):
+                    scratch.insert_one({"i": i})
+                    coll.find_one({"_id": i})
+                scratch.insert_many([{"i": i} for i in range(1000)])
+                scratch.drop()
+                time.sleep(1.0)
         time.sleep(0.2)
         self.idle_fds = open_fds(self.process.pid) or 0
 
