@@ -477,7 +477,8 @@ def main(argv=None) -> dict:
         print("[%6.1fs] %s" % (time.perf_counter() - started, message), flush=True)
 
     results = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "command": "python -m benchmark " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "command": os.environ.get("GREENMOTOR_BENCH_COMMAND") or
+               " ".join(["python -m benchmark"] + (argv if argv is not None else sys.argv[1:])),
                "quick": args.quick, "machine": machine_info(args.placement, description),
                "versions": versions(), "contenders": CONTENDERS, "slow_cap_s": args.slow_cap,
                "servers": {}}  # fmt: skip
