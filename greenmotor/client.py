@@ -109,7 +109,7 @@ class MotorClient(_CommonProperties):
         kwargs.setdefault("connect", False)  # no I/O, and no threads, until first use
         green_pool.install_green_sleeps()
         kwargs.update(green_pool.client_hooks())
-        self.delegate = pymongo.MongoClient(*args, **kwargs)
+        self.delegate = green_pool.GreenMongoClient(*args, **kwargs)
         self._client = self
         self._closed = False
         self._io_loop = io_loop

@@ -145,6 +145,33 @@ def spawn(
     return future
 
 
+def call_in_executor(fn: Callable[..., Any], *args: Any) -> Any:
+    """fn(*args) in the loop's default executor, parking the DriverGreenlet meanwhile.
+
+    For blocking calls with no green form (DNS look-ups). Outside a DriverGreenlet it simply
+    calls fn.
+    """
+    glet = current_driver_greenlet()
+    if glet is None:
+        return fn(*args)
+    return wait_for_future(glet.loop.run_in_executor(None, fn, *args))
+
+
+def wait_for_future(future: asyncio.Future) -> Any:
+    """Park the current DriverGreenlet until future (of its loop) is done; its result.
+
+    Several greenlets may wait on the same Future.
+    """
+    if not future.done():
+        wakeup = Wakeup()
+        future.add_done_callback(wakeup.fire)
+        try:
+            wakeup.wait()
+        finally:
+            future.remove_done_callback(wakeup.fire)
+    return future.result()
+
+
 class _Deadlines:
     """The timeouts of one loop's parked greenlets, served by a single loop timer.
 

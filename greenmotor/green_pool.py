@@ -18,6 +18,7 @@ for the pool queues it deadlocks: the greenlet that would return the connection 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import types
 from typing import Any, Callable
@@ -29,7 +30,7 @@ from pymongo.synchronous.pool import Connection, Pool
 import threading
 
 from greenmotor import green_socket
-from greenmotor.core import Wakeup, current_driver_greenlet
+from greenmotor.core import Wakeup, current_driver_greenlet, wait_for_future
 
 
 class GreenCondition(threading.Condition):
@@ -167,6 +168,33 @@ class GreenPool(Pool):
         if self.is_sdam:
             return super().connect(handler)
         return self._green_connect(handler)
+
+
+class GreenMongoClient(mongo_client.MongoClient):
+    """PyMongo's MongoClient whose first operation never blocks the loop on DNS.
+
+    With a ``mongodb+srv://`` URI, opening the client looks up SRV and TXT records through
+    dnspython, which blocks. In a DriverGreenlet the opening runs in the loop's executor
+    instead, once: operations that arrive meanwhile wait for the same opening.
+    """
+
+    _opening: asyncio.Future | None = None
+
+    def _get_topology(self) -> Any:
+        if self._opened or not self._resolve_srv_info["is_srv"]:
+            return super()._get_topology()
+        glet = current_driver_greenlet()
+        if glet is None:
+            return super()._get_topology()
+        if self._opening is None:
+            self._opening = glet.loop.run_in_executor(None, super()._get_topology)
+        opening = self._opening
+        try:
+            return wait_for_future(opening)
+        except BaseException:
+            if opening.done() and self._opening is opening:
+                self._opening = None  # a failed look-up may be retried by the next operation
+            raise
 
 
 class _GreenTime:

@@ -41,7 +41,7 @@ from pymongo.pool_shared import (
     _set_keepalive_times,
 )
 
-from greenmotor.core import Wakeup, current_driver_greenlet
+from greenmotor.core import Wakeup, call_in_executor, current_driver_greenlet
 
 _READ, _WRITE = select.POLLIN | select.POLLPRI, select.POLLOUT
 _WANT_IO = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -251,18 +251,9 @@ def _is_ip_literal(host: str) -> bool:
 
 def getaddrinfo(host: str, port: int, family: int, type: int) -> list:
     """socket.getaddrinfo that resolves names in the loop's executor when in a greenlet."""
-    glet = current_driver_greenlet()
-    if glet is None or _is_ip_literal(host):
+    if _is_ip_literal(host):
         return socket.getaddrinfo(host, port, family=family, type=type)
-    future = glet.loop.run_in_executor(None, socket.getaddrinfo, host, port, family, type)
-    wakeup = Wakeup()
-    future.add_done_callback(wakeup.fire)
-    try:
-        wakeup.wait()
-    except BaseException:
-        future.cancel()
-        raise
-    return future.result()
+    return call_in_executor(socket.getaddrinfo, host, port, family, type)
 
 
 def _connect_timeout(options: Any) -> float | None:

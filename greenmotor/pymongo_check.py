@@ -26,6 +26,7 @@ HOOKED = {
     ],
     "pymongo.network_layer": ["NetworkingInterface", "receive_data", "receive_message"],
     "pymongo.synchronous.mongo_client": ["MongoClient", "time"],
+    "pymongo.synchronous.srv_resolver": ["_resolve"],
     "pymongo.synchronous.client_session": ["time"],
     "pymongo._csot": ["remaining"],
 }
@@ -57,6 +58,11 @@ def check_pymongo() -> None:
             problems.append("Connection.receive_message no longer calls receive_message")
         if "receive_data" not in network_layer.receive_message.__code__.co_names:
             problems.append("network_layer.receive_message no longer calls receive_data")
+        # GreenMongoClient opens SRV clients off the loop, keyed on these.
+        if not {"_opened", "_resolve_srv_info"} <= set(
+            pymongo.MongoClient._get_topology.__code__.co_names
+        ):
+            problems.append("MongoClient._get_topology no longer checks _opened/_resolve_srv_info")
         if "_condition_class" not in pymongo.MongoClient.__init__.__code__.co_consts:
             problems.append("MongoClient no longer accepts _condition_class")
     if problems:

@@ -298,3 +298,42 @@ async def test_interrupted_connection_wakes_the_parked_read(client, sync_client,
             await asyncio.wait_for(reading, 2)
         assert time.monotonic() - start < 0.4
     assert await coll.find_one({"_id": 1}) == {"_id": 1}  # and the client goes on
+
+
+async def test_srv_lookup_runs_off_the_loop(server_uri, stall_monitor, monkeypatch, io_loop):
+    """``mongodb+srv://``: the SRV and TXT look-ups (dnspython, blocking) leave the loop.
+
+    No DNS server here: dnspython's resolve() answers as a slow DNS server would.
+    """
+    import types
+
+    import dns.resolver
+
+    port = pymongo.uri_parser.parse_uri(server_uri)["nodelist"][0][1]
+    looked_up_in = []
+
+    def resolve(name, rdtype, **kwargs):
+        looked_up_in.append(threading.get_ident())
+        time.sleep(0.2)
+        if rdtype == "TXT":
+            raise dns.resolver.NoAnswer()
+        target = types.SimpleNamespace(to_text=lambda omit_final_dot: "node1.cluster.test")
+        return [types.SimpleNamespace(target=target, port=port)]
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real_getaddrinfo("127.0.0.1" if host == "node1.cluster.test" else host,
+                                *args, **kwargs)
+
+    monkeypatch.setattr(dns.resolver, "resolve", resolve)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    client = greenmotor.MotorClient("mongodb+srv://db.cluster.test/?tls=false", io_loop=io_loop)
+    async with stall_monitor() as stalls:
+        pings = await asyncio.gather(*[client.admin.command("ping") for _ in range(5)])
+    assert all(p["ok"] == 1.0 for p in pings)
+    assert len(looked_up_in) == 2  # one SRV and one TXT look-up, shared by the five pings
+    assert threading.get_ident() not in looked_up_in
+    assert stalls.longest < 0.05, stalls
+    assert client.address[1] == port
+    client.close()
