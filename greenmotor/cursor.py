@@ -204,6 +204,7 @@ class MotorCursor(_BaseCursor):
 
     __delegate_class__: Any = Cursor
 
+    collection = ReadOnly(wrap="MotorCollection")
     add_option = Chain()
     allow_disk_use = Chain()
     collation = Chain()

@@ -122,6 +122,19 @@ class MotorClientSession(MotorWrapper):
                     return False
                 raise
 
+    def bind(self, end_session: bool = True) -> _BoundSession:
+        """Pass this session implicitly to every operation inside ``async with``.
+
+        ::
+
+            async with await client.start_session() as session:
+                async with session.bind():
+                    await collection.insert_one({"x": 1})   # session=session implied
+
+        Leaving the block ends the session unless ``end_session=False``.
+        """
+        return _BoundSession(self, end_session)
+
     async def __aenter__(self) -> MotorClientSession:
         return self
 
@@ -147,6 +160,31 @@ def _is_max_time_expired(exc: PyMongoError) -> bool:
     code = getattr(exc, "code", None)
     wce = details.get("writeConcernError", {}) if isinstance(details, dict) else {}
     return code == _MAX_TIME_EXPIRED or wce.get("code") == _MAX_TIME_EXPIRED
+
+
+class _BoundSession:
+    """``async with session.bind():`` - PyMongo's bound-session context, made async.
+
+    Binding sets PyMongo's session contextvar in the caller's context, which every
+    operation's greenlet copies; ending the session on exit is I/O, so it is awaited.
+    """
+
+    def __init__(self, session: MotorClientSession, end_session: bool) -> None:
+        self._session = session
+        self._binding = session.delegate.bind(end_session=False)
+        self._end_session = end_session
+
+    def __repr__(self) -> str:
+        return f"<bound {self._session!r}>"
+
+    async def __aenter__(self) -> MotorClientSession:
+        self._binding.__enter__()
+        return self._session
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self._binding.__exit__(*exc)
+        if self._end_session:
+            await self._session.end_session()
 
 
 class _TransactionContext:

@@ -280,3 +280,8 @@ async def test_async_with_closes(coll, filled, io_loop):
     assert cursor_id
     assert len(await cursor.to_list(None)) == 1  # the rest of the fetched batch only
     assert not cursor.alive
+
+
+async def test_cursor_collection(coll, io_loop):
+    cursor = coll.find()
+    assert cursor.collection == coll

@@ -179,3 +179,25 @@ async def test_session_argument_type_is_checked(coll, sync_client, io_loop):
     with pytest.raises(TypeError, match="session must be a MotorClientSession"):
         coll.find_one({}, session=plain)
     plain.end_session()
+
+
+async def test_bind_passes_the_session_implicitly(client, coll, sync_coll, io_loop):
+    await coll.insert_one({"_id": 0})
+    session = await client.start_session()
+    async with session.bind() as bound:
+        assert bound is session
+        session.start_transaction()
+        await coll.insert_one({"_id": 1})  # no session= : the bound one is used
+        await session.abort_transaction()  # so the insert was in the session's transaction
+        session.start_transaction()
+        await coll.insert_one({"_id": 2})
+        await session.commit_transaction()
+    assert session.has_ended
+    assert sync_coll.find_one({"_id": 1}) is None
+    assert sync_coll.find_one({"_id": 2}) == {"_id": 2}
+
+    kept = await client.start_session()
+    async with kept.bind(end_session=False):
+        await coll.find_one({"_id": 2})
+    assert not kept.has_ended
+    await kept.end_session()
