@@ -26,6 +26,7 @@ blocking behaviour there, which is what keeps a plain ``pymongo.MongoClient`` un
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import heapq
 import itertools
@@ -142,6 +143,7 @@ def spawn(
     in_flight.add(glet)
     future.add_done_callback(glet.cancel_if_needed)
     glet.switch()
+    resume_handed_over()
     return future
 
 
@@ -280,15 +282,43 @@ class Wakeup:
                 deadline[2] = None  # forget it; the heap drops it in passing
 
     def fire(self, value: Any = True) -> None:
-        """Resume the parked greenlet with value. Loop thread only."""
+        """Resume the parked greenlet with value. Loop thread only, outside greenlets."""
         if self.parked and not self.fired:
             self.fired = True
             self.greenlet.switch(value)
+            resume_handed_over()
 
     def fire_threadsafe(self, value: Any = True) -> None:
-        """Like fire, from any thread (e.g. PyMongo's monitor threads)."""
+        """Like fire, from any thread (e.g. PyMongo's monitor threads) or greenlet."""
         glet = self.greenlet
-        if threading.get_ident() == glet.thread_id:
-            glet.loop.call_soon(self.fire, value)
-        else:
+        if threading.get_ident() != glet.thread_id:
             glet.loop.call_soon_threadsafe(self.fire, value)
+            return
+        if current_driver_greenlet() is not None:
+            # Woken by another greenlet, typically one returning a pool connection: resume
+            # this one as soon as control is back on the hub, before callbacks queued
+            # meanwhile (new operations) can take what it was woken for. The loop callback
+            # stays as a fallback; whichever comes first wins, the other does nothing.
+            _handed_over().append((self, value))
+        glet.loop.call_soon(self.fire, value)
+
+
+# Wake-ups given by one greenlet to another on the same thread, to run when the hub next has
+# control (see Wakeup.fire_threadsafe). One hub per thread, so one queue per thread.
+_handed_over_by_thread = threading.local()
+
+
+def _handed_over() -> collections.deque:
+    """This thread's FIFO of (wakeup, value) waiting for the hub."""
+    queue = getattr(_handed_over_by_thread, "queue", None)
+    if queue is None:
+        queue = _handed_over_by_thread.queue = collections.deque()
+    return queue
+
+
+def resume_handed_over() -> None:
+    """On the hub: resume the greenlets other greenlets woke, first woken first."""
+    queue = _handed_over()
+    while queue:
+        wakeup, value = queue.popleft()
+        wakeup.fire(value)

@@ -176,6 +176,9 @@ class GreenMongoClient(mongo_client.MongoClient):
     With a ``mongodb+srv://`` URI, opening the client looks up SRV and TXT records through
     dnspython, which blocks. In a DriverGreenlet the opening runs in the loop's executor
     instead, once: operations that arrive meanwhile wait for the same opening.
+
+    Its ``__name__`` stays "MongoClient": PyMongo names the client's class in messages and
+    reprs, and greenmotor's users should read exactly what PyMongo's read.
     """
 
     _opening: asyncio.Future | None = None
@@ -195,6 +198,9 @@ class GreenMongoClient(mongo_client.MongoClient):
             if opening.done() and self._opening is opening:
                 self._opening = None  # a failed look-up may be retried by the next operation
             raise
+
+
+GreenMongoClient.__name__ = GreenMongoClient.__qualname__ = "MongoClient"
 
 
 class _GreenTime:
