@@ -76,6 +76,32 @@ def proc_cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def cpu_times() -> dict[int, tuple[int, int]] | None:
+    """{cpu: (busy, total)} jiffies from /proc/stat (None elsewhere)."""
+    try:
+        with open("/proc/stat") as f:
+            lines = [line.split() for line in f if line.startswith("cpu") and line[3] != " "]
+    except OSError:
+        return None
+    out = {}
+    for fields in lines:
+        values = [int(v) for v in fields[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        out[int(fields[0][3:])] = (sum(values[:8]) - idle, sum(values[:8]))
+    return out
+
+
+def busy_percent(before: dict | None, after: dict | None) -> dict[int, float] | None:
+    """Per-CPU busy share between two cpu_times() readings, in percent."""
+    if not before or not after:
+        return None
+    out = {}
+    for cpu, (busy1, total1) in after.items():
+        busy0, total0 = before.get(cpu, (busy1, total1))
+        out[cpu] = 100.0 * (busy1 - busy0) / max(1, total1 - total0)
+    return out
+
+
 def open_fds(pid: int) -> int | None:
     try:
         return len(os.listdir("/proc/%d/fd" % pid))
@@ -514,12 +540,17 @@ def main(argv=None) -> dict:
                 # Other processes on the machine skew figures; the load shows if they ran.
                 load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
                 log("%s / %s: %s (load %s)" % (kind, workload["name"], ", ".join(order), load))
+                cpu_before = cpu_times()
                 runs = run_workload(server, workload, order, args, client_cpus, log)
+                busy = busy_percent(cpu_before, cpu_times())
                 summary = summarize(workload, runs)
                 part["workloads"][workload["name"]] = {
                     "spec": workload, "runs": runs, "summary": summary,
                     "greenmotor_vs": greenmotor_ratios(workload, summary),
-                    "loadavg_before": load}  # fmt: skip
+                    "loadavg_before": load,
+                    # With --placement same, busy time on the CPUs the suite does not use
+                    # is other work on the machine (the orchestrator itself mostly sleeps).
+                    "cpu_busy_pct": busy}  # fmt: skip
                 write_json(results_with(results, kind, part), args.output)
             if args.profile and kind == "canned":
                 part["profiles"] = run_profiles(server, workloads, contenders, args, client_cpus, log)
