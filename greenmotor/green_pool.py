@@ -200,7 +200,7 @@ class GreenMongoClient(mongo_client.MongoClient):
             raise
 
 
-GreenMongoClient.__name__ = GreenMongoClient.__qualname__ = "MongoClient"
+GreenMongoClient.__name__ = "MongoClient"
 
 
 class _GreenTime:
