@@ -41,9 +41,12 @@ __all__ = [
     "DriverGreenlet",
     "GreenmotorUsageError",
     "Wakeup",
+    "call_in_executor",
     "current_driver_greenlet",
     "in_flight",
+    "resume_handed_over",
     "spawn",
+    "wait_for_future",
 ]
 
 
@@ -148,7 +151,7 @@ def spawn(
 
 
 def call_in_executor(fn: Callable[..., Any], *args: Any) -> Any:
-    """fn(*args) in the loop's default executor, parking the DriverGreenlet meanwhile.
+    """Run ``fn(*args)`` in the loop's default executor, parking the DriverGreenlet meanwhile.
 
     For blocking calls with no green form (DNS look-ups). Outside a DriverGreenlet it simply
     calls fn.
