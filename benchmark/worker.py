@@ -38,6 +38,17 @@ FILLER = "x" * 20
 # --- Process measurements ---------------------------------------------------------------
 
 
+
+def quick_op(db, coll, inserts, name: str):
+    """The quick workloads' operation ``i``, for any driver whose calls look like PyMongo's."""
+    if name == "ping":
+        return lambda i: db.command("ping")
+    if name == "find_one":
+        return lambda i: coll.find_one({"_id": i % COLLECTION_DOCS})
+    if name == "insert_one":
+        return lambda i: inserts.insert_one({"i": i, "s": FILLER})
+    raise ValueError(name)
+
 class Probe:
     """RSS, peak RSS and thread count of this process, from /proc (psutil elsewhere).
 
@@ -150,14 +161,7 @@ class AsyncContender:
         self.inserts = self.db["inserts_" + self.name]
 
     def op(self, name: str):
-        db, coll, inserts = self.db, self.coll, self.inserts
-        if name == "ping":
-            return lambda i: db.command("ping")
-        if name == "find_one":
-            return lambda i: coll.find_one({"_id": i % COLLECTION_DOCS})
-        if name == "insert_one":
-            return lambda i: inserts.insert_one({"i": i, "s": FILLER})
-        raise ValueError(name)
+        return quick_op(self.db, self.coll, self.inserts, name)
 
     def find_all(self, batch_size: int):
         return self.coll.find({}, batch_size=batch_size).to_list(None)
@@ -268,14 +272,7 @@ class SyncContender:
         self.inserts = self.db["inserts_sync"]
 
     def op(self, name: str):
-        db, coll, inserts = self.db, self.coll, self.inserts
-        if name == "ping":
-            return lambda i: db.command("ping")
-        if name == "find_one":
-            return lambda i: coll.find_one({"_id": i % COLLECTION_DOCS})
-        if name == "insert_one":
-            return lambda i: inserts.insert_one({"i": i, "s": FILLER})
-        raise ValueError(name)
+        return quick_op(self.db, self.coll, self.inserts, name)
 
     def find_all(self, batch_size: int) -> list:
         return list(self.coll.find({}, batch_size=batch_size))
