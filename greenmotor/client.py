@@ -16,7 +16,6 @@ import pymongo
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import InvalidOperation
-from tornado.ioloop import IOLoop
 
 from greenmotor import green_pool
 from greenmotor.change_stream import MotorChangeStream
@@ -57,11 +56,13 @@ class _CommonProperties(MotorWrapper):
         Returns at once; the stream opens on first use.
         """
         args, kwargs = unwrap_all(args, kwargs)
-        return MotorChangeStream(self, *args, **kwargs)
+        return self._flavoured(MotorChangeStream)(self, *args, **kwargs)
 
-    def _latent(self, cls: type, method: str, *args: Any, **kwargs: Any) -> Any:
+    def _latent(
+        self, cls: type[MotorLatentCommandCursor], method: str, *args: Any, **kwargs: Any
+    ) -> Any:
         args, kwargs = unwrap_all(args, kwargs)
-        return cls(self, getattr(self.delegate, method), *args, **kwargs)
+        return self._flavoured(cls)(self, getattr(self.delegate, method), *args, **kwargs)
 
 
 class MotorClient(_CommonProperties):
@@ -101,9 +102,9 @@ class MotorClient(_CommonProperties):
     get_default_database = Delegate(wrap="MotorDatabase")
     append_metadata = Delegate()  # no I/O: used by the next handshakes
 
-    def __init__(self, *args: Any, io_loop: IOLoop | None = None, **kwargs: Any) -> None:
-        if io_loop is not None and not isinstance(io_loop, IOLoop):
-            raise TypeError(f"io_loop must be a tornado.ioloop.IOLoop, not {io_loop!r}")
+    def __init__(self, *args: Any, io_loop: Any = None, **kwargs: Any) -> None:
+        if io_loop is not None:
+            self._framework.check_io_loop(io_loop)
         if "_pool_class" in kwargs or "_condition_class" in kwargs:
             raise TypeError("greenmotor sets _pool_class and _condition_class itself")
         kwargs.setdefault("connect", False)  # no I/O, and no threads, until first use
@@ -113,51 +114,54 @@ class MotorClient(_CommonProperties):
         self._client = self
         self._closed = False
         self._io_loop = io_loop
-        self._asyncio_loop = io_loop.asyncio_loop if io_loop is not None else None  # type: ignore[attr-defined]
+        self._asyncio_loop = None if io_loop is None else self._framework.asyncio_loop(io_loop)
         self._bound_pid = os.getpid()
         self._loop_thread: int | None = None  # the thread last seen running the loop
 
-    def get_io_loop(self) -> IOLoop:
+    def get_io_loop(self) -> Any:
+        """The loop this client runs on: a Tornado IOLoop (MotorClient) or an asyncio loop
+        (AsyncIOMotorClient); without ``io_loop=``, the one current when first used."""
         if self._io_loop is None:
-            self._bind(IOLoop.current())
-        return self._io_loop  # type: ignore[return-value]
+            self._bind(self._framework.current_io_loop())
+        return self._io_loop
 
-    def _bind(self, io_loop: IOLoop) -> None:
+    def _bind(self, io_loop: Any) -> None:
         self._io_loop = io_loop
-        self._asyncio_loop = io_loop.asyncio_loop  # type: ignore[attr-defined]
+        self._asyncio_loop = self._framework.asyncio_loop(io_loop)
         self._bound_pid = os.getpid()
         self._loop_thread = None
 
     def _loop_for_call(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop to run an operation on; refuses calls that cannot work."""
         if self._closed:
-            raise InvalidOperation("Cannot use MotorClient after close")
+            raise InvalidOperation(f"Cannot use {type(self).__name__} after close")
         running = asyncio._get_running_loop()
         loop = self._asyncio_loop
         if loop is None or (running is not loop and self._bound_pid != os.getpid()):
             # Unbound yet, or bound in the parent before a fork (whose loop never runs in
             # this child): take this process's loop. PyMongo resets its pools and monitors
             # and warns "MongoClient opened before fork" if the parent had used the client.
-            self._bind(IOLoop.current())
+            self._bind(self._framework.current_io_loop())
             loop = self._asyncio_loop
         if running is not loop:
             if running is not None:
                 raise GreenmotorUsageError(
-                    f"this MotorClient belongs to {self._io_loop!r} but was used on another "
-                    "running event loop; create one MotorClient per loop"
+                    f"this {type(self).__name__} belongs to {self._io_loop!r} but was used on "
+                    f"another running event loop; create one {type(self).__name__} per loop"
                 )
             if loop.is_running():  # type: ignore[union-attr]
                 raise GreenmotorUsageError(
-                    f"this MotorClient belongs to {self._io_loop!r}, which runs in another "
-                    f"thread, but was called from thread {threading.current_thread().name!r}; "
-                    "hand the work to the loop with IOLoop.add_callback"
+                    f"this {type(self).__name__} belongs to {self._io_loop!r}, which runs in "
+                    "another thread, but was called from thread "
+                    f"{threading.current_thread().name!r}; hand the work to the loop with "
+                    "IOLoop.add_callback (Tornado) or loop.call_soon_threadsafe (asyncio)"
                 )
             if self._loop_thread not in (None, threading.get_ident()):
                 # The greenlet would belong to this thread and could never be resumed by
                 # the loop: the operation would hang.
                 raise GreenmotorUsageError(
-                    f"this MotorClient belongs to {self._io_loop!r}, which is not running "
-                    "and last ran in another thread, but was called from thread "
+                    f"this {type(self).__name__} belongs to {self._io_loop!r}, which is not "
+                    "running and last ran in another thread, but was called from thread "
                     f"{threading.current_thread().name!r}; call it from the loop's thread"
                 )
         else:

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from greenmotor.metaprogramming import MotorWrapper
+
 __all__ = ["MotorClientEncryption"]
 
 
-class MotorClientEncryption:
+class MotorClientEncryption(MotorWrapper):
     """Not supported: raises ``NotImplementedError`` naming the alternative."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

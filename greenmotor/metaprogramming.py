@@ -12,6 +12,12 @@ A public class names the PyMongo class it wraps and declares each attribute once
 When the class is created each declaration is replaced by the real method or property,
 named and documented after the PyMongo attribute it delegates to. All behaviour lives in
 the four declarations below and in :class:`MotorWrapper`.
+
+The declared classes are the Tornado flavour. :func:`for_framework` derives another
+flavour's class from one, e.g. ``AsyncIOMotorCollection`` from ``MotorCollection``: a
+subclass that only says which :class:`~greenmotor.frameworks.Framework` it belongs to.
+Objects a public object hands out (a collection's cursors, a client's databases) are of
+its own flavour, so ``wrap="MotorCursor"`` means ``AsyncIOMotorCursor`` on the asyncio side.
 """
 
 from __future__ import annotations
@@ -19,15 +25,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from pymongo.synchronous.client_session import ClientSession
 
 from greenmotor.core import spawn
+from greenmotor.frameworks import TORNADO, Framework
 
-__all__ = ["Async", "Chain", "Delegate", "MotorWrapper", "ReadOnly"]
+__all__ = ["Async", "Chain", "Delegate", "MotorWrapper", "ReadOnly", "for_framework"]
 
-_classes: dict[str, type[MotorWrapper]] = {}
 _class_for_delegate: dict[type, type[MotorWrapper]] = {}  # PyMongo class -> public class
 
 _FUTURE_NOTE = """
@@ -103,8 +109,9 @@ class MotorAttribute:
         self.attr_name = attr_name  # the delegate's attribute, if named differently
         self.doc = doc
 
-    def wrapper_class(self) -> type[MotorWrapper] | None:
-        return _classes[self.wrap] if self.wrap else None
+    def wrapper_class(self, owner: MotorWrapper) -> type[MotorWrapper] | None:
+        """The class of ``owner``'s flavour that wraps the result, if any."""
+        return owner._framework.classes[self.wrap] if self.wrap else None  # type: ignore[no-any-return]
 
     def delegate_doc(self, cls: type[MotorWrapper], name: str) -> str:
         target = getattr(cls.__delegate_class__, name, None)
@@ -133,7 +140,7 @@ class Async(MotorAttribute):
             bound = getattr(self.delegate, attr_name)
             if args or kwargs:
                 args, kwargs = unwrap_all(args, kwargs)
-            wrap = wrap_declaration.wrapper_class()
+            wrap = wrap_declaration.wrapper_class(self)
             if wrap is None:
                 future = spawn(loop, bound, *args, **kwargs)
             else:
@@ -155,7 +162,7 @@ class Delegate(MotorAttribute):
         def method(self: MotorWrapper, *args: Any, **kwargs: Any) -> Any:
             args, kwargs = unwrap_all(args, kwargs)
             result = getattr(self.delegate, attr_name)(*args, **kwargs)
-            wrap = wrap_declaration.wrapper_class()
+            wrap = wrap_declaration.wrapper_class(self)
             return result if wrap is None else wrap._from_delegate(self, result)
 
         method.__doc__ = self.delegate_doc(cls, attr_name)
@@ -186,7 +193,7 @@ class ReadOnly(MotorAttribute):
 
         def getter(self: MotorWrapper) -> Any:
             value = getattr(self.delegate, attr_name)
-            wrap = wrap_declaration.wrapper_class()
+            wrap = wrap_declaration.wrapper_class(self)
             return value if wrap is None else wrap._from_delegate(self, value)
 
         return property(getter, doc=self.delegate_doc(cls, attr_name))
@@ -199,11 +206,14 @@ class MotorWrapper:
     """
 
     __delegate_class__: Any = object
+    _framework: Framework = TORNADO  # declared classes are Tornado's; see for_framework()
     delegate: Any
     _client: Any  # the MotorClient, which knows the loop
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "_framework" in vars(cls):  # made by for_framework(): nothing declared here
+            return
         for name, value in list(vars(cls).items()):
             if isinstance(value, MotorAttribute):
                 built = value.build(cls, name)
@@ -211,15 +221,23 @@ class MotorWrapper:
                     built.__name__ = name
                     built.__qualname__ = f"{cls.__name__}.{name}"
                 setattr(cls, name, built)
-        _classes[cls.__name__] = cls
+        TORNADO.classes[cls.__name__] = cls
         if "__delegate_class__" in vars(cls):
             _class_for_delegate.setdefault(cls.__delegate_class__, cls)
 
+    # Allow generics at run time, as Motor does: MotorCollection[dict] is MotorCollection.
+    @classmethod
+    def __class_getitem__(cls, item: Any) -> Any:
+        return cls
+
     @classmethod
     def _from_delegate(cls, owner: MotorWrapper, delegate: Any) -> Any:
-        """Wrap a PyMongo object produced by ``owner`` (another public object)."""
+        """Wrap a PyMongo object produced by ``owner`` (another public object), as an
+        instance of ``cls`` in ``owner``'s flavour."""
         if delegate is None:
             return None
+        if cls._framework is not owner._framework:
+            cls = for_framework(owner._framework, cls)
         obj = cls.__new__(cls)
         obj.delegate = delegate
         obj._client = owner._client
@@ -255,3 +273,31 @@ class MotorWrapper:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.delegate!r})"
+
+    def _flavoured(self, cls: type[_W]) -> type[_W]:
+        """``cls`` (a declared class) in this object's flavour."""
+        return for_framework(self._framework, cls)
+
+
+_W = TypeVar("_W", bound=MotorWrapper)
+
+
+def for_framework(framework: Framework, cls: type[_W]) -> type[_W]:
+    """The class ``cls`` has in ``framework``'s flavour, made once on first use.
+
+    ``for_framework(ASYNCIO, MotorCursor)`` is ``AsyncIOMotorCursor``, a subclass of
+    ``MotorCursor`` that belongs to the asyncio flavour; for Tornado it is ``cls`` itself.
+    """
+    declared_name = cls.__name__.removeprefix(cls._framework.class_prefix)
+    made = framework.classes.get(declared_name)
+    if made is None:
+        declared = TORNADO.classes[declared_name]
+        name = framework.class_prefix + declared_name
+        made = type(name, (declared,), {
+            "_framework": framework,
+            "__module__": framework.module,
+            "__qualname__": name,
+            "__doc__": declared.__doc__,
+        })  # fmt: skip
+        framework.classes[declared_name] = made
+    return made  # type: ignore[return-value]
