@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import itertools
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
@@ -68,6 +69,20 @@ def unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         tuple(map(_unwrap, args)),
         {key: _unwrap(value) for key, value in kwargs.items()},
     )
+
+
+_CALLBACK = inspect.Parameter("callback", inspect.Parameter.KEYWORD_ONLY, default=None)
+
+
+def with_callback(signature: inspect.Signature) -> inspect.Signature:
+    """``signature`` plus greenmotor's keyword-only ``callback=None`` (before ``**kwargs``)."""
+    params = list(signature.parameters.values())
+    if "callback" in signature.parameters:
+        return signature
+    at = len(params)
+    if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
+        at -= 1
+    return signature.replace(parameters=[*params[:at], _CALLBACK, *params[at:]])
 
 
 def check_callback(callback: Any) -> None:
@@ -115,7 +130,23 @@ class MotorAttribute:
 
     def delegate_doc(self, cls: type[MotorWrapper], name: str) -> str:
         target = getattr(cls.__delegate_class__, name, None)
-        return self.doc or (target.__doc__ or "" if target is not None else "")
+        return self.doc or inspect.cleandoc(target.__doc__ or "" if target is not None else "")
+
+    def describe(
+        self, method: Callable[..., Any], cls: type[MotorWrapper], name: str, note: str = ""
+    ) -> None:
+        """Give ``method`` the PyMongo method's docstring and signature, as functools.wraps
+        would, so ``help()``, IDEs and Sphinx show PyMongo's parameters. Methods answering
+        with a Future also take ``callback``, keyword-only."""
+        method.__doc__ = self.delegate_doc(cls, name) + note
+        target = getattr(cls.__delegate_class__, name, None)
+        if not inspect.isfunction(target):
+            return
+        method.__wrapped__ = target  # type: ignore[attr-defined]
+        signature = inspect.signature(target)
+        if isinstance(self, Async):
+            signature = with_callback(signature)
+        method.__signature__ = signature  # type: ignore[attr-defined]
 
     def build(self, cls: type[MotorWrapper], name: str) -> Any:
         raise NotImplementedError
@@ -148,7 +179,7 @@ class Async(MotorAttribute):
             return future_or_callback(future, callback)
 
         result = f"a {self.wrap}" if self.wrap else "PyMongo's result"
-        method.__doc__ = self.delegate_doc(cls, attr_name) + _FUTURE_NOTE.format(result=result)
+        self.describe(method, cls, attr_name, _FUTURE_NOTE.format(result=result))
         return method
 
 
@@ -165,7 +196,7 @@ class Delegate(MotorAttribute):
             wrap = wrap_declaration.wrapper_class(self)
             return result if wrap is None else wrap._from_delegate(self, result)
 
-        method.__doc__ = self.delegate_doc(cls, attr_name)
+        self.describe(method, cls, attr_name)
         return method
 
 
@@ -180,7 +211,7 @@ class Chain(MotorAttribute):
             getattr(self.delegate, attr_name)(*args, **kwargs)
             return self
 
-        method.__doc__ = self.delegate_doc(cls, attr_name)
+        self.describe(method, cls, attr_name)
         return method
 
 
@@ -220,6 +251,7 @@ class MotorWrapper:
                 if callable(built):
                     built.__name__ = name
                     built.__qualname__ = f"{cls.__name__}.{name}"
+                    built.__module__ = cls.__module__
                 setattr(cls, name, built)
         TORNADO.classes[cls.__name__] = cls
         if "__delegate_class__" in vars(cls):
