@@ -140,10 +140,13 @@ class MotorAttribute:
         with a Future also take ``callback``, keyword-only."""
         method.__doc__ = self.delegate_doc(cls, name) + note
         target = getattr(cls.__delegate_class__, name, None)
-        if not inspect.isfunction(target):
+        if not callable(target):
+            return
+        try:
+            signature = inspect.signature(target)
+        except ValueError:  # a C method that does not describe its parameters
             return
         method.__wrapped__ = target  # type: ignore[attr-defined]
-        signature = inspect.signature(target)
         if isinstance(self, Async):
             signature = with_callback(signature)
         method.__signature__ = signature  # type: ignore[attr-defined]

@@ -1,0 +1,1 @@
+"""Small applications written for Motor, run on greenmotor by changing their import only."""
