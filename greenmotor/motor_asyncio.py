@@ -15,6 +15,8 @@ event loop, and no Tornado IOLoop need ever run::
     asyncio.run(main())
 """
 
+from typing import TYPE_CHECKING
+
 from greenmotor.change_stream import MotorChangeStream
 from greenmotor.client import MotorClient, MotorCollection, MotorDatabase
 from greenmotor.cursor import MotorCommandCursor, MotorCursor, MotorLatentCommandCursor
@@ -40,16 +42,42 @@ __all__ = [
     "AsyncIOMotorLatentCommandCursor",
 ]
 
-AsyncIOMotorChangeStream = for_framework(ASYNCIO, MotorChangeStream)
-AsyncIOMotorClient = for_framework(ASYNCIO, MotorClient)
-AsyncIOMotorClientEncryption = for_framework(ASYNCIO, MotorClientEncryption)
-AsyncIOMotorClientSession = for_framework(ASYNCIO, MotorClientSession)
-AsyncIOMotorCollection = for_framework(ASYNCIO, MotorCollection)
-AsyncIOMotorCommandCursor = for_framework(ASYNCIO, MotorCommandCursor)
-AsyncIOMotorCursor = for_framework(ASYNCIO, MotorCursor)
-AsyncIOMotorDatabase = for_framework(ASYNCIO, MotorDatabase)
-AsyncIOMotorGridFSBucket = for_framework(ASYNCIO, MotorGridFSBucket)
-AsyncIOMotorGridIn = for_framework(ASYNCIO, MotorGridIn)
-AsyncIOMotorGridOut = for_framework(ASYNCIO, MotorGridOut)
-AsyncIOMotorGridOutCursor = for_framework(ASYNCIO, MotorGridOutCursor)
-AsyncIOMotorLatentCommandCursor = for_framework(ASYNCIO, MotorLatentCommandCursor)
+if TYPE_CHECKING:
+    # What type checkers see: each class is a subclass of its Tornado twin, as at run time.
+    class AsyncIOMotorChangeStream(MotorChangeStream): ...
+    class AsyncIOMotorClient(MotorClient):
+        def __getattr__(self, name: str) -> AsyncIOMotorDatabase: ...
+        def __getitem__(self, name: str) -> AsyncIOMotorDatabase: ...
+    class AsyncIOMotorClientEncryption(MotorClientEncryption): ...
+    class AsyncIOMotorClientSession(MotorClientSession): ...
+    class AsyncIOMotorCollection(MotorCollection):
+        def __getattr__(self, name: str) -> AsyncIOMotorCollection: ...
+        def __getitem__(self, name: str) -> AsyncIOMotorCollection: ...
+        @property
+        def database(self) -> AsyncIOMotorDatabase: ...
+    class AsyncIOMotorCommandCursor(MotorCommandCursor): ...
+    class AsyncIOMotorCursor(MotorCursor): ...
+    class AsyncIOMotorDatabase(MotorDatabase):
+        def __getattr__(self, name: str) -> AsyncIOMotorCollection: ...
+        def __getitem__(self, name: str) -> AsyncIOMotorCollection: ...
+        @property
+        def client(self) -> AsyncIOMotorClient: ...
+    class AsyncIOMotorGridFSBucket(MotorGridFSBucket): ...
+    class AsyncIOMotorGridIn(MotorGridIn): ...
+    class AsyncIOMotorGridOut(MotorGridOut): ...
+    class AsyncIOMotorGridOutCursor(MotorGridOutCursor): ...
+    class AsyncIOMotorLatentCommandCursor(MotorLatentCommandCursor): ...
+else:
+    AsyncIOMotorChangeStream = for_framework(ASYNCIO, MotorChangeStream)
+    AsyncIOMotorClient = for_framework(ASYNCIO, MotorClient)
+    AsyncIOMotorClientEncryption = for_framework(ASYNCIO, MotorClientEncryption)
+    AsyncIOMotorClientSession = for_framework(ASYNCIO, MotorClientSession)
+    AsyncIOMotorCollection = for_framework(ASYNCIO, MotorCollection)
+    AsyncIOMotorCommandCursor = for_framework(ASYNCIO, MotorCommandCursor)
+    AsyncIOMotorCursor = for_framework(ASYNCIO, MotorCursor)
+    AsyncIOMotorDatabase = for_framework(ASYNCIO, MotorDatabase)
+    AsyncIOMotorGridFSBucket = for_framework(ASYNCIO, MotorGridFSBucket)
+    AsyncIOMotorGridIn = for_framework(ASYNCIO, MotorGridIn)
+    AsyncIOMotorGridOut = for_framework(ASYNCIO, MotorGridOut)
+    AsyncIOMotorGridOutCursor = for_framework(ASYNCIO, MotorGridOutCursor)
+    AsyncIOMotorLatentCommandCursor = for_framework(ASYNCIO, MotorLatentCommandCursor)

@@ -55,3 +55,14 @@ class Handler(web.RequestHandler):
         doc = await pages.find_one({"title": self.get_argument("t")})
         self.write(doc or {})
         pages.insert_one({"seen": True}, callback=on_saved)
+
+
+# The asyncio flavour, as an application written for motor.motor_asyncio uses it.
+from greenmotor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection  # noqa: E402
+
+
+async def asyncio_titles(uri: str) -> list[str]:
+    aclient = AsyncIOMotorClient(uri)
+    notes: AsyncIOMotorCollection = aclient.app.notes
+    await notes.insert_one({"title": "x"})
+    return [doc["title"] async for doc in notes.find()]
