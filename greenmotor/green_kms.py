@@ -1,0 +1,211 @@
+"""Green I/O for client-side field level encryption: KMS requests that park the greenlet.
+
+PyMongo's ``ClientEncryption`` asks libmongocrypt what to do and performs the I/O for it
+through an ``_EncryptionIO`` object. Its key vault reads and writes go through the key vault
+``MongoClient`` - green already when that is a greenmotor client's - but its requests to a
+remote key management service (AWS, Azure, GCP, KMIP) use PyMongo's own blocking code:
+DNS, ``connect``, the TLS handshake and ``recv`` on a blocking socket, and ``time.sleep``
+between retries. Run on the loop's thread, one slow KMS would freeze every other operation.
+
+This module gives those few calls green forms, per object, without touching PyMongo:
+
+* :class:`GreenEncryptionIO` is ``_EncryptionIO`` whose ``kms_request`` connects with
+  :func:`~greenmotor.green_socket.green_socket_interface` (DNS in the loop's executor,
+  non-blocking connect and TLS handshake), reads through a :class:`KmsSocket`, and sleeps
+  with :func:`greenmotor.green_pool.sleep`. A ``kms_connect_callback`` (user code, likely
+  blocking: e.g. ``HTTPProxyKMSConnect``) runs in the loop's executor, and the TLS handshake
+  over the socket it returns is green. Starting ``mongocryptd`` (auto encryption) runs in
+  the executor too.
+* :class:`GreenClientEncryption` is ``ClientEncryption`` built with a GreenEncryptionIO:
+  what :class:`~greenmotor.MotorClientEncryption` wraps.
+* :class:`GreenEncrypter` is the automatic-encryption ``_Encrypter`` built with a
+  GreenEncryptionIO and a green ``mongocryptd`` client, for a greenmotor client given
+  ``auto_encryption_opts``.
+
+Outside a DriverGreenlet every green call behaves as the blocking one it replaces, so these
+objects also work from plain threads. A plain ``pymongo.encryption.ClientEncryption`` is
+unchanged: the replacements live in copies of PyMongo's functions
+(:func:`~greenmotor.green_pool._with_globals`), not in PyMongo's modules.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from typing import Any, Callable
+
+from pymongo.daemon import _spawn_daemon
+from pymongo.errors import ConfigurationError
+from pymongo.helpers_shared import _get_timeout_details
+from pymongo.pool_shared import _raise_connection_failure
+from pymongo.synchronous._kms_connect import _connect_kms
+from pymongo.synchronous.encryption import ClientEncryption, _EncryptionIO, _Encrypter
+
+from greenmotor import green_pool
+from greenmotor.core import call_in_executor
+from greenmotor.green_pool import _with_globals
+from greenmotor.green_socket import GreenSocket, green_socket_interface
+
+__all__ = [
+    "GreenClientEncryption",
+    "GreenEncrypter",
+    "GreenEncryptionIO",
+    "KmsSocket",
+    "connect_kms",
+]
+
+
+class KmsSocket(GreenSocket):
+    """A GreenSocket with the ``recv`` that PyMongo's KMS exchange reads replies with.
+
+    ::
+
+        sock = KmsSocket(tls_socket, timeout=10.0)
+        sock.sendall(kms_context.message)
+        data = sock.recv(kms_context.bytes_needed)   # b"" once the peer has closed
+    """
+
+    __slots__ = ()
+
+    def recv(self, bufsize: int) -> bytes:
+        buffer = bytearray(bufsize)
+        received = self.recv_into(buffer)
+        return bytes(buffer[:received])
+
+
+def _kms_socket(sock: GreenSocket) -> KmsSocket:
+    return KmsSocket(sock._sock, sock.gettimeout())
+
+
+def _configured_socket(address: tuple[str, Any], options: Any) -> KmsSocket:
+    """PyMongo's ``_configured_socket`` (connect, then TLS with ``options``), green."""
+    return _kms_socket(green_socket_interface(address, options).sock)
+
+
+def _wrap_socket_tls(sock: Any, address: tuple[str, Any], options: Any) -> KmsSocket:
+    """PyMongo's ``_wrap_socket_tls`` with a green handshake: same errors, same checks.
+
+    ``sock`` is the connected socket a ``kms_connect_callback`` returned (maybe a tunnel
+    through a proxy); TLS, SNI and certificate checks target the KMS ``address``.
+    """
+    ssl_context = options._ssl_context
+    if ssl_context is None:
+        return KmsSocket(sock, options.socket_timeout)
+    if not isinstance(ssl_context, ssl.SSLContext):
+        sock.close()
+        raise ConfigurationError(
+            "greenmotor supports TLS through Python's ssl module only; uninstall PyOpenSSL "
+            f"(PyMongo built a {type(ssl_context).__name__})"
+        )
+    host = address[0]
+    try:
+        tls = KmsSocket(
+            ssl_context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False),
+            sock.gettimeout(),
+        )
+        tls.do_handshake()
+    except ssl.CertificateError:
+        sock.close()
+        raise
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        _raise_connection_failure(
+            address, exc, "SSL handshake failed: ", timeout_details=_get_timeout_details(options)
+        )
+    except BaseException:  # a cancellation thrown in during the handshake
+        sock.close()
+        raise
+    if (
+        ssl_context.verify_mode
+        and not ssl_context.check_hostname
+        and not options.tls_allow_invalid_hostnames
+    ):
+        try:
+            ssl.match_hostname(tls.getpeercert(), hostname=host)  # type: ignore[attr-defined]
+        except ssl.CertificateError:
+            tls.close()
+            raise
+    tls.settimeout(options.socket_timeout)
+    return tls
+
+
+# PyMongo's _connect_kms, unchanged but for how it connects and wraps TLS.
+_green_connect_kms = _with_globals(
+    _connect_kms, _configured_socket=_configured_socket, _wrap_socket_tls=_wrap_socket_tls
+)
+
+
+def connect_kms(
+    address: tuple[str, Any],
+    opts: Any,
+    kms_connect_callback: Callable[[Any], Any] | None,
+    timeout: float,
+) -> KmsSocket:
+    """PyMongo's ``_connect_kms`` (same arguments, checks and errors), green.
+
+    The user's ``kms_connect_callback`` may block (PyMongo's own ``HTTPProxyKMSConnect``
+    does): it runs in the loop's executor while the greenlet waits.
+    """
+    callback = None
+    if kms_connect_callback is not None:
+
+        def callback(context: Any) -> Any:
+            return call_in_executor(kms_connect_callback, context)
+
+    return _green_connect_kms(address, opts, callback, timeout)  # type: ignore[no-any-return]
+
+
+class _GreenTime:
+    """The ``time`` module as ``kms_request`` sees it: its retry back-off sleep is green."""
+
+    sleep = staticmethod(green_pool.sleep)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def _spawn_daemon_off_loop(args: Any) -> None:
+    # Spawning mongocryptd waits for a helper interpreter to start and exit (up to 10 s).
+    call_in_executor(_spawn_daemon, args)
+
+
+class GreenEncryptionIO(_EncryptionIO):
+    """``_EncryptionIO`` whose KMS requests and mongocryptd spawning don't block the loop."""
+
+    kms_request = _with_globals(
+        _EncryptionIO.kms_request, _connect_kms=connect_kms, time=_GreenTime()
+    )
+    spawn = _with_globals(_EncryptionIO.spawn, _spawn_daemon=_spawn_daemon_off_loop)
+
+
+class GreenClientEncryption(ClientEncryption):  # type: ignore[type-arg]
+    """PyMongo's ``ClientEncryption`` (same arguments and behaviour) with green KMS I/O.
+
+    Give it a key vault client whose own I/O is green (a greenmotor client's ``delegate``)
+    and call it inside a DriverGreenlet: then nothing it does blocks the loop.
+    """
+
+    __init__ = _with_globals(ClientEncryption.__init__, _EncryptionIO=GreenEncryptionIO)
+
+
+def _green_mongocryptd_client(*args: Any, **kwargs: Any) -> Any:
+    """The client automatic encryption talks to mongocryptd with, green like greenmotor's."""
+    kwargs.update(green_pool.client_hooks())
+    return green_pool.GreenMongoClient(*args, **kwargs)
+
+
+class GreenEncrypter(_Encrypter):
+    """PyMongo's automatic-encryption ``_Encrypter`` with green KMS and mongocryptd I/O.
+
+    For a greenmotor client made with ``auto_encryption_opts``: PyMongo's own ``_Encrypter``
+    (what ``MongoClient`` builds) asks mongocryptd through a plain ``MongoClient``, whose
+    server selection blocks the loop for up to 10 s per attempt when mongocryptd is absent,
+    and spawns mongocryptd with a blocking wait. Key vault and collection-info reads use the
+    encrypted client itself (or the ``key_vault_client`` given), green already.
+    """
+
+    __init__ = _with_globals(
+        _Encrypter.__init__,
+        _EncryptionIO=GreenEncryptionIO,
+        MongoClient=_green_mongocryptd_client,
+    )
