@@ -1,4 +1,4 @@
-"""Tornado helpers: serve GridFS files over HTTP.
+"""Tornado helpers: serve GridFS files over HTTP, as ``motor.web`` does.
 
 ::
 
@@ -7,46 +7,100 @@
     ])
 
 ``GET /static/logo.png`` streams the newest file named ``logo.png`` from the ``fs`` bucket
-with Content-Type (``metadata.contentType``, else guessed from the name), Content-Length, ETag and Last-Modified, answers conditional requests with
-304, a missing file with 404, and ``HEAD`` with the headers alone.
+with Content-Type, Content-Length, ETag and Last-Modified, answers conditional requests
+with 304, a missing file with 404, and ``HEAD`` with the headers alone.
 """
 
 from __future__ import annotations
 
 import datetime
 import email.utils
-import hashlib
 import mimetypes
 from typing import Any
 
 import gridfs
-from tornado import httputil, web
+from tornado import httputil, iostream, web
 
-from greenmotor.gridfs import MotorGridFSBucket, MotorGridOut
+from greenmotor.gridfs import MotorGridFSBucket, MotorGridOut, _hash_gridout
+from greenmotor.metaprogramming import MotorWrapper
 
 __all__ = ["GridFSHandler"]
 
 
+def content_type_of(gridout: Any, path: str) -> str | None:
+    """The type a stored file is served as: its own, else one guessed from ``path``.
+
+    A file's own type is the ``contentType`` field of its document (what Motor serves, as
+    ``GridOut.content_type``), else ``metadata.contentType`` (where ``GridFSBucket``
+    uploads keep it, following the GridFS spec).
+    """
+    own = gridout.content_type or (gridout.metadata or {}).get("contentType")
+    return own or mimetypes.guess_type(path)[0]
+
+
+def as_utc(moment: datetime.datetime) -> datetime.datetime:
+    """An aware UTC datetime; a naive one is taken as UTC (PyMongo's default dates)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc)
+
+
+def etag_matches(if_none_match: str, checksum: str) -> bool:
+    """Whether an If-None-Match header names this file's ETag (or ``*``).
+
+    Accepts a list, weak tags (``W/"..."``) and, as Motor does, an unquoted tag.
+    """
+    for tag in if_none_match.split(","):
+        tag = tag.strip().removeprefix("W/").strip('"')
+        if tag in (checksum, "*"):
+            return True
+    return False
+
+
+def not_modified_since(if_modified_since: str, modified: datetime.datetime) -> bool:
+    """Whether an If-Modified-Since header is at or after ``modified`` (whole seconds)."""
+    try:
+        since = email.utils.parsedate_to_datetime(if_modified_since)
+    except (TypeError, ValueError):
+        return False  # not a date: answer in full
+    return as_utc(since) >= as_utc(modified)
+
+
+def _bucket_class(database: Any) -> type[MotorGridFSBucket]:
+    """MotorGridFSBucket in the database's flavour (its constructor rejects a non-database)."""
+    if isinstance(database, MotorWrapper):
+        return database._flavoured(MotorGridFSBucket)
+    return MotorGridFSBucket
+
+
 class GridFSHandler(web.RequestHandler):
-    """Serves files from a GridFS bucket by name.
+    """Serves files from a GridFS bucket by name, like Tornado's ``StaticFileHandler``.
 
     Options (the handler's ``initialize`` keyword arguments): ``database`` (a MotorDatabase)
     and ``root_collection`` (the bucket name, default ``"fs"``). Override the hooks to change
     the lookup (:meth:`get_gridfs_file`), the caching (:meth:`get_cache_time`) or to add
     headers (:meth:`set_extra_headers`).
+
+    The headers are Motor's: the ETag is :func:`greenmotor.gridfs._hash_gridout`'s, the
+    Content-Type the file's stored type (see :func:`content_type_of`), else one guessed from
+    the name, else ``application/octet-stream`` (where Motor leaves Tornado's
+    ``text/html``). When a request carries both If-None-Match and If-Modified-Since, the
+    ETag decides (RFC 9110, as ``StaticFileHandler``); Motor checks the date first.
     """
 
     def initialize(self, database: Any, root_collection: str = "fs") -> None:
-        self.bucket = MotorGridFSBucket(database, root_collection)
+        self.database = database
+        self.root_collection = root_collection
 
-    async def get_gridfs_file(
+    def get_gridfs_file(
         self, bucket: MotorGridFSBucket, filename: str, request: httputil.HTTPServerRequest
-    ) -> MotorGridOut:
-        """The file to serve for this path; raise ``gridfs.NoFile`` for a 404.
+    ) -> Any:
+        """The file to serve for this path: a MotorGridOut, or an awaitable of one.
 
-        The default serves the newest revision of the file with this name.
+        Raise (or resolve to) ``gridfs.NoFile`` for a 404. The default serves the newest
+        revision of the file with this name.
         """
-        return await bucket.open_download_stream_by_name(filename)  # type: ignore[no-any-return]
+        return bucket.open_download_stream_by_name(filename)
 
     def get_cache_time(self, path: str, modified: datetime.datetime, mime_type: str) -> int:
         """Seconds the client may cache the file (0: revalidate every time, the default)."""
@@ -55,28 +109,20 @@ class GridFSHandler(web.RequestHandler):
     def set_extra_headers(self, path: str, gridout: MotorGridOut) -> None:
         """Hook to set more headers on the response."""
 
-    @staticmethod
-    def compute_etag_for(gridout: MotorGridOut) -> str:
-        # A new upload of the same name gets a new _id, so the ETag changes with the content.
-        identity = f"{gridout._id}:{gridout.length}:{gridout.upload_date.isoformat()}"
-        return '"' + hashlib.sha256(identity.encode()).hexdigest()[:32] + '"'
-
     async def get(self, path: str, include_body: bool = True) -> None:
+        bucket = _bucket_class(self.database)(self.database, self.root_collection)
         try:
-            gridout = await self.get_gridfs_file(self.bucket, path, self.request)
+            gridout = await self.get_gridfs_file(bucket, path, self.request)
         except gridfs.NoFile:
             raise web.HTTPError(404) from None
 
+        # HTTP dates have whole seconds; If-Modified-Since echoes this value.
         modified = gridout.upload_date.replace(microsecond=0)
-        if modified.tzinfo is None:
-            modified = modified.replace(tzinfo=datetime.timezone.utc)
-        # PyMongo deprecates the top-level contentType field: look in metadata, then guess.
-        mime_type = (gridout.metadata or {}).get("contentType") or mimetypes.guess_type(path)[0]
-        mime_type = mime_type or "application/octet-stream"
-        etag = self.compute_etag_for(gridout)
+        checksum = _hash_gridout(gridout)
+        mime_type = content_type_of(gridout, path) or "application/octet-stream"
 
         self.set_header("Last-Modified", modified)
-        self.set_header("Etag", etag)
+        self.set_header("Etag", f'"{checksum}"')
         self.set_header("Content-Type", mime_type)
         cache_time = self.get_cache_time(path, modified, mime_type)
         if cache_time > 0:
@@ -89,28 +135,25 @@ class GridFSHandler(web.RequestHandler):
             self.set_header("Cache-Control", "public")
         self.set_extra_headers(path, gridout)
 
-        if self._not_modified(etag, modified):
+        if self._not_modified(checksum, modified):
             self.set_status(304)
             return
 
         self.set_header("Content-Length", gridout.length)
         if include_body:
-            await gridout.stream_to_handler(self)
+            try:
+                await gridout.stream_to_handler(self)
+            except iostream.StreamClosedError:
+                return  # the client went away
         self.finish()
 
-    def _not_modified(self, etag: str, modified: datetime.datetime) -> bool:
-        # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
+    def _not_modified(self, checksum: str, modified: datetime.datetime) -> bool:
         if_none_match = self.request.headers.get("If-None-Match")
         if if_none_match is not None:
-            tags = [tag.strip() for tag in if_none_match.split(",")]
-            return "*" in tags or etag in tags or f"W/{etag}" in tags
-        since = self.request.headers.get("If-Modified-Since")
-        if since:
-            parsed = email.utils.parsedate_to_datetime(since)
-            if parsed is not None:
-                if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-                return parsed >= modified
+            return etag_matches(if_none_match, checksum)
+        if_modified_since = self.request.headers.get("If-Modified-Since")
+        if if_modified_since is not None:
+            return not_modified_since(if_modified_since, modified)
         return False
 
     async def head(self, path: str) -> None:
