@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime
 import email.utils
 
+import gridfs
 import pytest
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
-from greenmotor import MotorGridFSBucket
+from greenmotor import MotorClient, MotorGridFSBucket
+from greenmotor.gridfs import _hash_gridout
 from greenmotor.web import GridFSHandler
 from servers import free_port
 
@@ -24,6 +26,16 @@ class CachingHandler(GridFSHandler):
         self.set_header("X-File-Id", str(gridout._id))
 
 
+class ById(GridFSHandler):
+    """Motor's documented override: a plain method returning the bucket's Future."""
+
+    def get_gridfs_file(self, bucket, filename, request):
+        return bucket.open_download_stream(file_id=filename)
+
+    def get_cache_time(self, path, modified, mime_type):
+        return 10
+
+
 class LatestByMetadata(GridFSHandler):
     async def get_gridfs_file(self, bucket, filename, request):
         files = await bucket.find({"metadata.slug": filename}).to_list(1)
@@ -34,6 +46,18 @@ class LatestByMetadata(GridFSHandler):
         return files[0]
 
 
+def serve(io_loop, routes, **settings):
+    """Listen on a free port (on the test's loop); the base URL and the server."""
+    port = free_port()
+    app = web.Application(routes, **settings)
+    server = io_loop.run_sync(lambda: _listen(app, port))
+    return f"http://127.0.0.1:{port}", server
+
+
+async def _listen(app, port):
+    return app.listen(port, "127.0.0.1")
+
+
 @pytest.fixture
 def base_url(db, io_loop):
     port = free_port()
@@ -42,6 +66,7 @@ def base_url(db, io_loop):
         (r"/cached/(.*)", CachingHandler, {"database": db}),
         (r"/other/(.*)", GridFSHandler, {"database": db, "root_collection": "other"}),
         (r"/slug/(.*)", LatestByMetadata, {"database": db}),
+        (r"/id/(.*)", ById, {"database": db}),
     ])  # fmt: skip
     server = None
 
@@ -111,3 +136,86 @@ async def test_root_collection_option(base_url, io_loop):
     response = await fetch(f"{base_url}/other/x.txt")
     assert response.body == b"other bucket"
     assert (await fetch(f"{base_url}/fs/x.txt")).code == 404
+
+
+@pytest.fixture
+def typed_file(sync_client, db):
+    """A file stored as Motor's tests store it: PyMongo's GridFS with a top-level contentType."""
+    fs = gridfs.GridFS(sync_client[db.name])
+    fs.put(b"Jesse" * 100_000, _id="typed-id", filename="typed", content_type="my type")
+    return fs.get("typed-id")
+
+
+async def test_headers_are_motors(base_url, typed_file, io_loop):
+    response = await fetch(f"{base_url}/fs/typed")
+    assert response.code == 200 and response.body == typed_file.read()
+    assert response.headers["Etag"] == f'"{_hash_gridout(typed_file)}"'  # Motor's ETag
+    assert response.headers["Content-Type"] == "my type"  # the file's own
+    assert response.headers["Cache-Control"] == "public" and "Expires" not in response.headers
+    upload_date = typed_file.upload_date.replace(microsecond=0, tzinfo=datetime.timezone.utc)
+    assert email.utils.parsedate_to_datetime(response.headers["Last-Modified"]) == upload_date
+    head = await fetch(f"{base_url}/fs/typed", method="HEAD")
+    assert head.body == b"" and head.headers["Etag"] == response.headers["Etag"]
+    assert head.headers["Content-Type"] == "my type"
+
+
+async def test_content_type_stored_guessed_or_octet_stream(base_url, db, io_loop):
+    bucket = MotorGridFSBucket(db)
+    await bucket.upload_from_stream("named.png", b"x", metadata={"contentType": "text/csv"})
+    await bucket.upload_from_stream("guessed.png", b"x")
+    await bucket.upload_from_stream("unknown", b"x")
+    for name, expected in [("named.png", "text/csv"), ("guessed.png", "image/png"),
+                           ("unknown", "application/octet-stream")]:  # fmt: skip
+        for method in ("GET", "HEAD"):
+            response = await fetch(f"{base_url}/fs/{name}", method=method)
+            assert (response.code, response.headers["Content-Type"]) == (200, expected)
+
+
+@pytest.mark.parametrize(
+    "if_none_match",
+    ["{etag}", "{bare}", "W/{etag}", '"other", {etag}', "*"],
+)
+async def test_if_none_match_forms(base_url, typed_file, io_loop, if_none_match):
+    bare = _hash_gridout(typed_file)
+    header = if_none_match.format(etag=f'"{bare}"', bare=bare)
+    response = await fetch(f"{base_url}/fs/typed", headers={"If-None-Match": header})
+    assert response.code == 304 and response.body == b""
+
+
+async def test_etag_decides_over_date(base_url, typed_file, io_loop):
+    later = email.utils.format_datetime(
+        datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1), usegmt=True
+    )
+    response = await fetch(
+        f"{base_url}/fs/typed", headers={"If-None-Match": '"changed"', "If-Modified-Since": later}
+    )
+    assert response.code == 200
+    bad_date = await fetch(f"{base_url}/fs/typed", headers={"If-Modified-Since": "yesterday"})
+    assert bad_date.code == 200  # not a date: answered in full
+
+
+async def test_override_returning_a_future(base_url, typed_file, io_loop):
+    assert (await fetch(f"{base_url}/id/typed")).code == 404  # by _id now, not by name
+    response = await fetch(f"{base_url}/id/typed-id")
+    assert response.code == 200 and response.body == typed_file.read()
+    assert response.headers["Cache-Control"] == "max-age=10"
+    expires = email.utils.parsedate_to_datetime(response.headers["Expires"])
+    in_ten = expires - datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(seconds=8) < in_ten < datetime.timedelta(seconds=12)
+
+
+def test_tz_aware_client(server_uri, typed_file, db, io_loop):
+    client = MotorClient(server_uri, io_loop=io_loop, tz_aware=True)
+    url, server = serve(io_loop, [(r"/(.*)", GridFSHandler, {"database": client[db.name]})])
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    async def fetch_since(moment):
+        since = email.utils.format_datetime(moment, usegmt=True)
+        return (await fetch(f"{url}/typed", headers={"If-Modified-Since": since})).code
+
+    try:
+        assert io_loop.run_sync(lambda: fetch_since(now - datetime.timedelta(minutes=10))) == 200
+        assert io_loop.run_sync(lambda: fetch_since(now + datetime.timedelta(minutes=10))) == 304
+    finally:
+        server.stop()
+        client.close()
