@@ -24,12 +24,18 @@ from __future__ import annotations
 import datetime
 from typing import Any, Callable, NoReturn
 
-import aiohttp.web
 import gridfs
+
+try:
+    import aiohttp.web
+except ImportError as exc:  # an optional dependency: the error names the fix
+    raise ImportError(
+        "greenmotor.aiohttp needs aiohttp: pip install 'greenmotor[aiohttp]'", name=exc.name
+    ) from exc
 
 from greenmotor.gridfs import _hash_gridout
 from greenmotor.motor_asyncio import AsyncIOMotorDatabase, AsyncIOMotorGridFSBucket
-from greenmotor.web import as_utc, content_type_of, etag_matches
+from greenmotor.web import _as_utc, _content_type_of, _etag_matches
 
 __all__ = ["AIOHTTPGridFS", "get_cache_time", "get_gridfs_file", "set_extra_headers"]
 
@@ -72,7 +78,8 @@ def set_extra_headers(response: aiohttp.web.StreamResponse, gridout: Any) -> Non
 def _config_error(request: aiohttp.web.Request) -> NoReturn:
     # Motor's messages: the route template when aiohttp tells it, else the request.
     try:
-        formatter = request.match_info.route.resource.get_info()["formatter"]  # type: ignore[union-attr]
+        resource = request.match_info.route.resource
+        formatter = resource.get_info()["formatter"]  # type: ignore[union-attr]
         msg = f'Bad AIOHTTPGridFS route "{formatter}", requires a {{filename}} variable'
     except (KeyError, AttributeError):
         msg = f"Bad AIOHTTPGridFS route for request: {request}"
@@ -88,9 +95,15 @@ class AIOHTTPGridFS:
     :param get_cache_time: replaces :func:`get_cache_time`
     :param set_extra_headers: replaces :func:`set_extra_headers`
 
-    Headers and answers are Motor's, except Last-Modified, which is the upload date in
-    whole seconds (newer aiohttp rounds a date with milliseconds *up*, so Motor's header
-    can name a second after the upload).
+    Headers and answers are Motor's, except:
+
+    * Last-Modified is the upload date in whole seconds, as in the Tornado handler (aiohttp
+      3.14 rounds a date with milliseconds *up*, so Motor's header can name the second
+      after the upload);
+    * Content-Type is also sent for HEAD and empty files (``application/octet-stream`` when
+      the type is unknown), and a type kept in ``metadata.contentType`` counts;
+    * If-None-Match, when present, decides over If-Modified-Since (RFC 9110), and takes a
+      list of tags or weak tags.
     """
 
     def __init__(
@@ -146,9 +159,9 @@ class AIOHTTPGridFS:
         self, path: str, response: aiohttp.web.StreamResponse, gridout: Any, checksum: str
     ) -> None:
         response.last_modified = gridout.upload_date.replace(microsecond=0)
-        content_type = content_type_of(gridout, path)
-        if content_type:
-            response.content_type = content_type  # else aiohttp's application/octet-stream
+        # Set even when unknown: aiohttp's own default is left out of HEAD answers and
+        # empty files, so a HEAD would not show what the GET sends.
+        response.content_type = _content_type_of(gridout, path) or "application/octet-stream"
         response.headers["Etag"] = f'"{checksum}"'
         cache_time = self._get_cache_time(path, gridout.upload_date, gridout.content_type)
         if cache_time > 0:
@@ -165,8 +178,8 @@ class AIOHTTPGridFS:
         # As the Tornado handler: If-None-Match decides when present (RFC 9110).
         if_none_match = request.headers.get("If-None-Match")
         if if_none_match is not None:
-            return etag_matches(if_none_match, checksum)
+            return _etag_matches(if_none_match, checksum)
         since = request.if_modified_since  # aiohttp parses it (aware UTC), None if invalid
         if since is not None:
-            return since >= as_utc(gridout.upload_date.replace(microsecond=0))
+            return since >= _as_utc(gridout.upload_date.replace(microsecond=0))
         return False

@@ -27,7 +27,7 @@ from greenmotor.metaprogramming import MotorWrapper
 __all__ = ["GridFSHandler"]
 
 
-def content_type_of(gridout: Any, path: str) -> str | None:
+def _content_type_of(gridout: Any, path: str) -> str | None:
     """The type a stored file is served as: its own, else one guessed from ``path``.
 
     A file's own type is the ``contentType`` field of its document (what Motor serves, as
@@ -38,14 +38,14 @@ def content_type_of(gridout: Any, path: str) -> str | None:
     return own or mimetypes.guess_type(path)[0]
 
 
-def as_utc(moment: datetime.datetime) -> datetime.datetime:
+def _as_utc(moment: datetime.datetime) -> datetime.datetime:
     """An aware UTC datetime; a naive one is taken as UTC (PyMongo's default dates)."""
     if moment.tzinfo is None:
         return moment.replace(tzinfo=datetime.timezone.utc)
     return moment.astimezone(datetime.timezone.utc)
 
 
-def etag_matches(if_none_match: str, checksum: str) -> bool:
+def _etag_matches(if_none_match: str, checksum: str) -> bool:
     """Whether an If-None-Match header names this file's ETag (or ``*``).
 
     Accepts a list, weak tags (``W/"..."``) and, as Motor does, an unquoted tag.
@@ -57,13 +57,13 @@ def etag_matches(if_none_match: str, checksum: str) -> bool:
     return False
 
 
-def not_modified_since(if_modified_since: str, modified: datetime.datetime) -> bool:
+def _not_modified_since(if_modified_since: str, modified: datetime.datetime) -> bool:
     """Whether an If-Modified-Since header is at or after ``modified`` (whole seconds)."""
     try:
         since = email.utils.parsedate_to_datetime(if_modified_since)
     except (TypeError, ValueError):
         return False  # not a date: answer in full
-    return as_utc(since) >= as_utc(modified)
+    return _as_utc(since) >= _as_utc(modified)
 
 
 def _bucket_class(database: Any) -> type[MotorGridFSBucket]:
@@ -81,11 +81,11 @@ class GridFSHandler(web.RequestHandler):
     the lookup (:meth:`get_gridfs_file`), the caching (:meth:`get_cache_time`) or to add
     headers (:meth:`set_extra_headers`).
 
-    The headers are Motor's: the ETag is :func:`greenmotor.gridfs._hash_gridout`'s, the
-    Content-Type the file's stored type (see :func:`content_type_of`), else one guessed from
-    the name, else ``application/octet-stream`` (where Motor leaves Tornado's
-    ``text/html``). When a request carries both If-None-Match and If-Modified-Since, the
-    ETag decides (RFC 9110, as ``StaticFileHandler``); Motor checks the date first.
+    The headers are Motor's: the same ETag, and as Content-Type the file's stored type
+    (``contentType`` in its document, else in its metadata), else one guessed from the
+    name, else ``application/octet-stream`` (where Motor leaves Tornado's ``text/html``).
+    When a request carries both If-None-Match and If-Modified-Since, the ETag decides
+    (RFC 9110, as ``StaticFileHandler``); Motor checks the date first.
     """
 
     def initialize(self, database: Any, root_collection: str = "fs") -> None:
@@ -119,7 +119,7 @@ class GridFSHandler(web.RequestHandler):
         # HTTP dates have whole seconds; If-Modified-Since echoes this value.
         modified = gridout.upload_date.replace(microsecond=0)
         checksum = _hash_gridout(gridout)
-        mime_type = content_type_of(gridout, path) or "application/octet-stream"
+        mime_type = _content_type_of(gridout, path) or "application/octet-stream"
 
         self.set_header("Last-Modified", modified)
         self.set_header("Etag", f'"{checksum}"')
@@ -150,10 +150,10 @@ class GridFSHandler(web.RequestHandler):
     def _not_modified(self, checksum: str, modified: datetime.datetime) -> bool:
         if_none_match = self.request.headers.get("If-None-Match")
         if if_none_match is not None:
-            return etag_matches(if_none_match, checksum)
+            return _etag_matches(if_none_match, checksum)
         if_modified_since = self.request.headers.get("If-Modified-Since")
         if if_modified_since is not None:
-            return not_modified_since(if_modified_since, modified)
+            return _not_modified_since(if_modified_since, modified)
         return False
 
     async def head(self, path: str) -> None:

@@ -258,9 +258,10 @@ def test_grid_in_and_out_need_a_collection_of_their_flavour(flavour, other_flavo
     try:
         for name in ("MotorGridIn", "MotorGridOut"):
             cls = getattr(flavour, name)
-            with pytest.raises(TypeError, match=f"First argument to {name} must be MotorCollection, not 'fs'"):
+            message = f"First argument to {name} must be MotorCollection, not"
+            with pytest.raises(TypeError, match=f"{message} 'fs'"):
                 cls("fs")
-            with pytest.raises(TypeError, match=f"First argument to {name} must be MotorCollection"):
+            with pytest.raises(TypeError, match=message):
                 cls(other_client.db.fs)
     finally:
         other_client.close()
@@ -387,7 +388,8 @@ def test_stream_to_handler(flavour, server_uri, handler_class):
         bucket = flavour.MotorGridFSBucket(db, chunk_size_bytes=4)
         results = []
         for data in (b"", b"a", b"ten bytes!"):
-            grid_out = await bucket.open_download_stream(await bucket.upload_from_stream("f", data))
+            file_id = await bucket.upload_from_stream("f", data)
+            grid_out = await bucket.open_download_stream(file_id)
             handler = handler_class()
             assert await grid_out.stream_to_handler(handler) is None
             results.append((handler.data, handler.flushes))
@@ -399,7 +401,8 @@ def test_stream_to_handler(flavour, server_uri, handler_class):
 def test_write_a_grid_out_into_a_grid_in(flavour, server_uri):
     async def test(db):
         bucket = flavour.MotorGridFSBucket(db)
-        source = await bucket.open_download_stream(await bucket.upload_from_stream("a", b"copy me"))
+        file_id = await bucket.upload_from_stream("a", b"copy me")
+        source = await bucket.open_download_stream(file_id)
         copy = flavour.MotorGridIn(db.fs, filename="b")
         await copy.write(source)  # read through the MotorGridOut's PyMongo object
         await copy.close()
