@@ -80,7 +80,7 @@ class MotorClientEncryption(MotorWrapper):
             and key_vault_client._framework is self._framework
         ):
             raise TypeError(
-                f"key_vault_client must be a {client_class.__name__} (the client "
+                f"key_vault_client must be an instance of {client_class.__name__} (the client "
                 f"{type(self).__name__} reads and writes data keys with), not "
                 f"{type(key_vault_client).__name__}"
             )

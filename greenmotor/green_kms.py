@@ -12,7 +12,9 @@ This module gives those few calls green forms, per object, without touching PyMo
 * :class:`GreenEncryptionIO` is ``_EncryptionIO`` whose ``kms_request`` connects with
   :func:`~greenmotor.green_socket.green_socket_interface` (DNS in the loop's executor,
   non-blocking connect and TLS handshake), reads through a :class:`KmsSocket`, and sleeps
-  with :func:`greenmotor.green_pool.sleep`. A ``kms_connect_callback`` (user code, likely
+  with :func:`greenmotor.green_pool.sleep`; the TLS context with the system's CA
+  certificates (for providers without ``kms_tls_options``) is loaded once, in the loop's
+  executor, instead of on every request. A ``kms_connect_callback`` (user code, likely
   blocking: e.g. ``HTTPProxyKMSConnect``) runs in the loop's executor, and the TLS handshake
   over the socket it returns is green. Starting ``mongocryptd`` (auto encryption) runs in
   the executor too.
@@ -38,6 +40,7 @@ from pymongo.daemon import _spawn_daemon
 from pymongo.errors import ConfigurationError
 from pymongo.helpers_shared import _get_timeout_details
 from pymongo.pool_shared import _raise_connection_failure
+from pymongo.ssl_support import get_ssl_context
 from pymongo.synchronous._kms_connect import _connect_kms
 from pymongo.synchronous.encryption import ClientEncryption, _EncryptionIO, _Encrypter
 
@@ -69,7 +72,13 @@ class KmsSocket(GreenSocket):
 
     def recv(self, bufsize: int) -> bytes:
         buffer = bytearray(bufsize)
-        received = self.recv_into(buffer)
+        try:
+            received = self.recv_into(buffer)
+        except TimeoutError as exc:
+            if isinstance(self._sock, ssl.SSLSocket):
+                # PyMongo puts the message in its error; a blocking TLS socket says this.
+                raise TimeoutError("The read operation timed out") from exc.__cause__
+            raise
         return bytes(buffer[:received])
 
 
@@ -164,6 +173,23 @@ class _GreenTime:
         return getattr(time, name)
 
 
+# get_ssl_context arguments -> the context; see _get_ssl_context.
+_default_contexts: dict[tuple, Any] = {}
+
+
+def _get_ssl_context(*args: Any) -> Any:
+    """PyMongo's ``get_ssl_context``, made off the loop once per set of arguments.
+
+    ``kms_request`` builds a context with the system's CA certificates for every request to
+    a provider without ``kms_tls_options``; loading them takes ~60 ms of the calling thread.
+    The context holds no per-connection state, so one serves every request.
+    """
+    context = _default_contexts.get(args)
+    if context is None:
+        context = _default_contexts[args] = call_in_executor(get_ssl_context, *args)
+    return context
+
+
 def _spawn_daemon_off_loop(args: Any) -> None:
     # Spawning mongocryptd waits for a helper interpreter to start and exit (up to 10 s).
     call_in_executor(_spawn_daemon, args)
@@ -173,7 +199,10 @@ class GreenEncryptionIO(_EncryptionIO):
     """``_EncryptionIO`` whose KMS requests and mongocryptd spawning don't block the loop."""
 
     kms_request = _with_globals(
-        _EncryptionIO.kms_request, _connect_kms=connect_kms, time=_GreenTime()
+        _EncryptionIO.kms_request,
+        _connect_kms=connect_kms,
+        get_ssl_context=_get_ssl_context,
+        time=_GreenTime(),
     )
     spawn = _with_globals(_EncryptionIO.spawn, _spawn_daemon=_spawn_daemon_off_loop)
 
