@@ -136,6 +136,7 @@ class AIOHTTPGridFS:
             )
         try:
             gridout = await self._get_gridfs_file(self._bucket, filename, request)
+            await gridout.open()  # for a hook returning AsyncIOMotorGridOut(collection, id)
         except gridfs.NoFile as exc:
             raise aiohttp.web.HTTPNotFound(text=request.path) from exc
 

@@ -98,7 +98,7 @@ class GridFSHandler(web.RequestHandler):
         """The file to serve for this path: a MotorGridOut, or an awaitable of one.
 
         Raise (or resolve to) ``gridfs.NoFile`` for a 404. The default serves the newest
-        revision of the file with this name.
+        revision of the file with this name. A MotorGridOut not opened yet is opened.
         """
         return bucket.open_download_stream_by_name(filename)
 
@@ -113,6 +113,7 @@ class GridFSHandler(web.RequestHandler):
         bucket = _bucket_class(self.database)(self.database, self.root_collection)
         try:
             gridout = await self.get_gridfs_file(bucket, path, self.request)
+            await gridout.open()  # for an override returning MotorGridOut(collection, id)
         except gridfs.NoFile:
             raise web.HTTPError(404) from None
 

@@ -197,6 +197,21 @@ def test_hooks(server_uri, db_name, stored):
     assert cache_calls == [("/fs/id", stored.upload_date, "my type")]
 
 
+def test_hook_returning_an_unopened_file(server_uri, db_name, stored):
+    from greenmotor.motor_asyncio import AsyncIOMotorGridOut
+
+    def unopened(bucket, filename, request):
+        async def grid_out():
+            return AsyncIOMotorGridOut(bucket.collection, file_id=filename)
+
+        return grid_out()
+
+    async def scenario(http, db):
+        return (await fetch(http, "/fs/id"))[0], (await fetch(http, "/fs/nothing"))[0]
+
+    assert run_app(server_uri, db_name, scenario, get_gridfs_file=unopened) == (200, 404)
+
+
 def test_tz_aware_client(server_uri, db_name, stored):
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     minutes = datetime.timedelta(minutes=10)

@@ -10,7 +10,7 @@ import pytest
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
-from greenmotor import MotorClient, MotorGridFSBucket
+from greenmotor import MotorClient, MotorGridFSBucket, MotorGridOut
 from greenmotor.gridfs import _hash_gridout
 from greenmotor.web import GridFSHandler
 from servers import free_port
@@ -34,6 +34,11 @@ class ById(GridFSHandler):
 
     def get_cache_time(self, path, modified, mime_type):
         return 10
+
+
+class Unopened(GridFSHandler):
+    async def get_gridfs_file(self, bucket, filename, request):
+        return MotorGridOut(bucket.collection, file_id=filename)
 
 
 class LatestByMetadata(GridFSHandler):
@@ -67,6 +72,7 @@ def base_url(db, io_loop):
         (r"/other/(.*)", GridFSHandler, {"database": db, "root_collection": "other"}),
         (r"/slug/(.*)", LatestByMetadata, {"database": db}),
         (r"/id/(.*)", ById, {"database": db}),
+        (r"/unopened/(.*)", Unopened, {"database": db}),
     ])  # fmt: skip
     server = None
 
@@ -202,6 +208,12 @@ async def test_override_returning_a_future(base_url, typed_file, io_loop):
     expires = email.utils.parsedate_to_datetime(response.headers["Expires"])
     in_ten = expires - datetime.datetime.now(datetime.timezone.utc)
     assert datetime.timedelta(seconds=8) < in_ten < datetime.timedelta(seconds=12)
+
+
+async def test_override_returning_an_unopened_file(base_url, typed_file, io_loop):
+    response = await fetch(f"{base_url}/unopened/typed-id")
+    assert response.code == 200 and response.headers["Content-Type"] == "my type"
+    assert (await fetch(f"{base_url}/unopened/nothing")).code == 404
 
 
 def test_tz_aware_client(server_uri, typed_file, db, io_loop):
