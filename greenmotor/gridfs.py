@@ -317,7 +317,8 @@ class MotorGridOutCursor(MotorCursor):
 
     __delegate_class__ = GridOutCursor
 
-    # PyMongo's GridOutCursor refuses these two (NotImplementedError), as it does.
+    # Declared again so they are GridOutCursor's: it refuses the first two with
+    # NotImplementedError. max_scan is PyMongo's deprecated option, which Motor 3 offers.
     add_option = Chain()
     remove_option = Chain()
     max_scan = Chain()
