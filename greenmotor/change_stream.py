@@ -35,7 +35,7 @@ class MotorChangeStream(MotorWrapper):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("not started" if self.delegate is None else "open")
-        return f"<MotorChangeStream {state} on {self._target!r}>"
+        return f"<{type(self).__name__} {state} on {self._target!r}>"
 
     def _open(self) -> ChangeStream:
         # In a greenlet: opening the stream is an aggregate command.
@@ -43,7 +43,7 @@ class MotorChangeStream(MotorWrapper):
             self.delegate = self._target.watch(*self._args, **self._kwargs)
         return self.delegate
 
-    def _run(self, method: str, callback: Any = None) -> Any:
+    def _run(self, method: str, callback: Any) -> Any:
         return self._async_call(lambda: getattr(self._open(), method)(), callback)
 
     @property
@@ -57,15 +57,18 @@ class MotorChangeStream(MotorWrapper):
     def resume_token(self) -> Any:
         return None if self.delegate is None else self.delegate.resume_token
 
-    def next(self, callback: Any = None) -> Any:
-        """The next change; waits (without blocking the loop) until there is one."""
+    def next(self, *, callback: Any = None) -> Any:
+        """The next change; waits (without blocking the loop) until there is one.
+
+        Raises ``StopAsyncIteration`` once the stream is closed.
+        """
         return self._run("next", callback)
 
-    def try_next(self, callback: Any = None) -> Any:
+    def try_next(self, *, callback: Any = None) -> Any:
         """The next change, or None if none arrived during one getMore."""
         return self._run("try_next", callback)
 
-    def close(self, callback: Any = None) -> Any:
+    def close(self, *, callback: Any = None) -> Any:
         """Close the stream and kill its server cursor."""
         self._closed = True
         if self.delegate is None:
@@ -81,8 +84,18 @@ class MotorChangeStream(MotorWrapper):
         return await self.next()
 
     async def __aenter__(self) -> MotorChangeStream:
+        """Open the stream now, as Motor does: changes made inside the block are seen."""
+        if self.delegate is None:
+            await self._async_call(self._open)
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         await self.close()
+
+    # Opening and closing a stream are I/O: refuse "with", with Motor's exception.
+    def __enter__(self) -> None:
+        raise RuntimeError('Use a change stream in "async with", not "with"')
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        pass
 

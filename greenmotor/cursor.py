@@ -40,14 +40,26 @@ __all__ = [
     "MotorRawBatchCursor",
 ]
 
-_NO_MORE = object()  # StopIteration can't cross a Future
+#: Motor's deprecation messages, word for word: code (and Motor's own test configuration)
+#: filters these warnings by their text.
+FETCH_NEXT_DEPRECATED = (
+    "The fetch_next property is deprecated and may be removed in a future major release. "
+    "Use `async for` to iterate over Cursor objects instead."
+)
+NEXT_OBJECT_DEPRECATED = (
+    "The next_object method is deprecated and may be removed in a future major release.  "
+    "Use `async for` to iterate over Cursor objects instead."
+)
 
 
-def _next_or_no_more(cursor: Any) -> Any:
-    try:
-        return cursor.next()
-    except StopIteration:
-        return _NO_MORE
+def _refresh(cursor: Any) -> int:
+    """In a greenlet: send the query or one getMore unless documents are buffered.
+
+    Returns how many documents are buffered afterwards (0: none came). This is the one
+    step Motor builds every iteration style on, so ``next``, ``fetch_next`` and ``each``
+    see the same batches, and a tailable cursor's empty getMore ends an ``async for``.
+    """
+    return cursor._refresh()  # type: ignore[no-any-return]
 
 
 def _take(cursor: Any, length: int | None) -> list:
@@ -60,6 +72,12 @@ def _take(cursor: Any, length: int | None) -> list:
     return cursor.to_list(length)
 
 
+def _done(loop: asyncio.AbstractEventLoop, result: Any) -> asyncio.Future:
+    future = loop.create_future()
+    future.set_result(result)
+    return future
+
+
 class _BaseCursor(MotorWrapper):
     """What find cursors and command cursors share: iteration in its four styles."""
 
@@ -68,10 +86,33 @@ class _BaseCursor(MotorWrapper):
     cursor_id = ReadOnly()
     session = ReadOnly()
 
+    # Motor's public flags. Class-level defaults because cursors are made by
+    # _from_delegate, which runs no __init__; an instance sets its own when they change.
+    #: True once the cursor has asked the server for documents (until :meth:`rewind`).
+    started = False
+    #: True once :meth:`close` was called.
+    closed = False
+
+    def __init__(self, cursor: Any, collection: MotorWrapper) -> None:
+        """Motor's constructor: wrap PyMongo's ``cursor`` over ``collection`` (a public
+        collection or database, whose client and loop the cursor uses).
+
+        Applications get cursors from ``find()``, ``aggregate()``, ``list_indexes()``...
+        rather than making them.
+        """
+        if not isinstance(collection, MotorWrapper):
+            raise TypeError(
+                f"collection must be the {self._framework.class_prefix}MotorCollection the "
+                f"cursor reads, not {collection!r}"
+            )
+        self.delegate = cursor
+        self._client = collection._client
+
     def _loop(self) -> asyncio.AbstractEventLoop:
         return self._client._loop_for_call()  # type: ignore[no-any-return]
 
-    def _buffered(self) -> int:
+    def _buffer_size(self) -> int:
+        """Documents fetched and not handed out yet (Motor's tests read this too)."""
         return len(self.delegate._data)
 
     def _is_tailable(self) -> bool:
@@ -80,6 +121,10 @@ class _BaseCursor(MotorWrapper):
     def _wrap_documents(self, docs: list) -> list:
         """What the caller gets for PyMongo's documents (GridFS cursors wrap them)."""
         return docs
+
+    def _next_buffered(self) -> Any:
+        """The next document already fetched (PyMongo does no I/O for it)."""
+        return self._wrap_documents([self.delegate.next()])[0]
 
     _take = staticmethod(_take)
 
@@ -90,28 +135,36 @@ class _BaseCursor(MotorWrapper):
     def _started_delegate(self) -> Any:
         return self.delegate
 
+    def _get_more(self) -> asyncio.Future:
+        """The query or a getMore, in a greenlet: a Future of the number of buffered docs."""
+        self.started = True
+        return self._run(_refresh)  # type: ignore[no-any-return]
+
     # async for / next
     def __aiter__(self) -> _BaseCursor:
         return self
 
     async def next(self) -> Any:
-        """The next document; raises ``StopAsyncIteration`` when there are no more."""
-        if self._buffered():
-            return self._wrap_documents([self.delegate.next()])[0]
-        doc = await self._run(_next_or_no_more)
-        if doc is _NO_MORE:
-            raise StopAsyncIteration
-        return self._wrap_documents([doc])[0]
+        """The next document; raises ``StopAsyncIteration`` when there are no more.
+
+        At most one batch is fetched: a tailable cursor with nothing new stops here too.
+        """
+        while not self._buffer_size():
+            # Another coroutine may take what one fetch brought: never read past the
+            # buffer outside a greenlet.
+            if not self.alive or not await self._get_more():
+                raise StopAsyncIteration
+        return self._next_buffered()
 
     __anext__ = next
 
     async def __aenter__(self) -> _BaseCursor:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         await self.close()
 
-    def to_list(self, length: int | None = None, callback: Any = None) -> Any:
+    def to_list(self, length: int | None = None, *, callback: Any = None) -> Any:
         """A list of up to ``length`` documents (all of them if None).
 
         Returns a Future, or calls ``callback(docs, error)``.
@@ -119,17 +172,16 @@ class _BaseCursor(MotorWrapper):
         if callback is not None:
             check_callback(callback)
         if length is not None:
-            if not isinstance(length, int) or isinstance(length, bool):
-                raise TypeError(f"length must be an int or None, not {length!r}")
+            if not isinstance(length, int):
+                raise TypeError(f"length must be an int, not {length!r}")
             if length < 0:
                 raise ValueError("length must be non-negative")
         if self._is_tailable():
             raise InvalidOperation("Can't call to_list on tailable cursor")
-        loop = self._loop()
-        if length == 0:
-            future = loop.create_future()
-            future.set_result([])
+        if length == 0 or not self.alive:
+            future = _done(self._loop(), [])
         else:
+            self.started = True
             future = self._run(lambda cursor: self._wrap_documents(self._take(cursor, length)))
         return future_or_callback(future, callback)
 
@@ -137,61 +189,61 @@ class _BaseCursor(MotorWrapper):
         """Call ``callback(doc, None)`` for each document, then ``callback(None, None)``.
 
         Errors arrive as ``callback(None, error)``. Returning ``False`` (exactly) from the
-        callback stops the iteration. Every call happens on the loop, never inside each().
+        callback, or closing the cursor in it, stops the iteration. Every call happens on
+        the loop, never inside each().
         """
-        check_callback(callback)
+        if not callable(callback):
+            raise TypeError("callback must be a callable")
         self._loop().call_soon(self._each_step, callback, None)
 
     def _each_step(self, callback: Callable[[Any, Any], Any], fetched: asyncio.Future | None) -> None:
-        if fetched is not None and fetched.exception() is not None:
-            callback(None, fetched.exception())
-            return
-        while self._buffered():
-            if callback(self._wrap_documents([self.delegate.next()])[0], None) is False:
+        if fetched is not None:
+            error = asyncio.CancelledError() if fetched.cancelled() else fetched.exception()
+            if error is not None:
+                callback(None, error)
                 return
-        if fetched is not None and fetched.result() is _NO_MORE:
-            callback(None, None)
-            return
-        future = self._run(_next_or_no_more)
-        future.add_done_callback(functools.partial(self._each_got, callback))
-
-    def _each_got(self, callback: Callable[[Any, Any], Any], future: asyncio.Future) -> None:
-        if future.exception() is None and future.result() is not _NO_MORE:
-            self.delegate._data.appendleft(future.result())  # hand it out in order
-        self._each_step(callback, future)
+        while self._buffer_size():
+            if callback(self._next_buffered(), None) is False or self.closed:
+                return
+        # More on the server: a cursor not started yet, or one with an open server cursor.
+        if self.alive and (self.cursor_id or not self.started):
+            self._get_more().add_done_callback(functools.partial(self._each_step, callback))
+        else:
+            self._loop().call_soon(callback, None, None)
 
     # The pre-async-for API of Motor 1.x.
     @property
     def fetch_next(self) -> asyncio.Future:
-        """**Deprecated**: a Future resolving to True if :meth:`next_object` has a document."""
-        loop = self._loop()
-        if self._buffered():
-            future = loop.create_future()
-            future.set_result(True)
-            return future
+        """**Deprecated** (warns as Motor does): a Future resolving to a true value if
+        :meth:`next_object` has a document to return, to a false one at the end.
 
-        def fetch(cursor: Any) -> bool:
-            doc = _next_or_no_more(cursor)
-            if doc is _NO_MORE:
-                return False
-            cursor._data.appendleft(doc)
-            return True
-
-        return self._run(fetch)
+        Use ``async for`` instead.
+        """
+        warnings.warn(FETCH_NEXT_DEPRECATED, DeprecationWarning, stacklevel=2)
+        if self._buffer_size():
+            return _done(self._loop(), True)
+        if self.alive:
+            return self._get_more()
+        return _done(self._loop(), False)
 
     def next_object(self) -> Any:
-        """**Deprecated**: the document :attr:`fetch_next` fetched, or None."""
-        warnings.warn(
-            "next_object is deprecated; use 'async for' or to_list instead",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if not self._buffered():
+        """**Deprecated** (warns as Motor does): the document :attr:`fetch_next` fetched,
+        or None."""
+        warnings.warn(NEXT_OBJECT_DEPRECATED, DeprecationWarning, stacklevel=2)
+        if not self._buffer_size():
             return None
-        return self._wrap_documents([self.delegate.next()])[0]
+        return self._next_buffered()
 
-    def close(self, callback: Any = None) -> Any:
-        """Kill the server cursor. Returns a Future, or calls ``callback(None, error)``."""
+    def close(self, *, callback: Any = None) -> Any:
+        """Kill the server cursor. Returns a Future, or calls ``callback(None, error)``.
+
+        Documents already fetched can still be read. Closing again does nothing.
+        """
+        if self.closed:
+            if callback is not None:
+                check_callback(callback)
+            return future_or_callback(_done(self._loop(), None), callback)
+        self.closed = True
         return self._async_call(self.delegate.close, callback)
 
     def batch_size(self, batch_size: int) -> Any:
@@ -213,6 +265,7 @@ class MotorCursor(_BaseCursor):
     limit = Chain()
     max = Chain()
     max_await_time_ms = Chain()
+    max_scan = Chain()
     max_time_ms = Chain()
     min = Chain()
     remove_option = Chain()
@@ -226,10 +279,13 @@ class MotorCursor(_BaseCursor):
         return bool(self.delegate._query_flags & CursorType.TAILABLE)
 
     def rewind(self) -> MotorCursor:
-        """Start over: the next iteration re-runs the query.
+        """Start over: the next iteration re-runs the query (:attr:`started` is False again).
 
         An open server cursor is killed in a greenlet, so rewinding never blocks the loop.
+        The rewound cursor can be closed again: its next server cursor is a new one.
         """
+        self.started = False
+        self.closed = False
         old = self.delegate
         if old.cursor_id:
             self.delegate = old.clone()
@@ -260,7 +316,7 @@ class MotorCommandCursor(_BaseCursor):
 
     __delegate_class__: Any = CommandCursor
 
-    def try_next(self, callback: Any = None) -> Any:
+    def try_next(self, *, callback: Any = None) -> Any:
         """The next document, or None if none is available right now (one getMore at most)."""
         return self._run(lambda cursor: cursor.try_next(), callback=callback)
 
@@ -278,9 +334,13 @@ class MotorLatentCommandCursor(MotorCommandCursor):
             ...
     """
 
-    def __init__(self, owner: MotorWrapper, start: Callable[..., Any], *args: Any, **kwargs: Any):
+    def __init__(
+        self, collection: MotorWrapper, start: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> None:
+        """``start(*args, **kwargs)`` (a PyMongo method of ``collection``'s delegate, e.g.
+        ``aggregate``) runs in a greenlet on first use and returns the command cursor."""
         self.delegate = None
-        self._client = owner._client
+        self._client = collection._client
         self._start = start
         self._args = args
         self._kwargs = kwargs
@@ -294,7 +354,7 @@ class MotorLatentCommandCursor(MotorCommandCursor):
             self.delegate = self._start(*self._args, **self._kwargs)
         return self.delegate
 
-    def _buffered(self) -> int:
+    def _buffer_size(self) -> int:
         return 0 if self.delegate is None else len(self.delegate._data)
 
     @property
@@ -320,10 +380,10 @@ class MotorLatentCommandCursor(MotorCommandCursor):
             self.delegate.batch_size(batch_size)
         return self
 
-    def close(self, callback: Any = None) -> Any:
+    def close(self, *, callback: Any = None) -> Any:
         if self.delegate is None:  # never started: nothing on the server to kill
             self.delegate = NeverStarted()
-        return super().close(callback)
+        return super().close(callback=callback)
 
 
 class NeverStarted:
@@ -339,6 +399,9 @@ class NeverStarted:
 
     def close(self) -> None:
         pass
+
+    def _refresh(self) -> int:
+        return 0
 
     def next(self) -> Any:
         raise StopIteration

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 
 import pytest
 from pymongo.errors import OperationFailure
 
 from greenmotor import MotorChangeStream
+from test_cursor import flavour  # noqa: F401 - the fixture running a test in both flavours
 
 
 async def test_watch_collection(coll, sync_coll, io_loop):
@@ -110,3 +112,53 @@ async def test_a_thousand_open_streams_and_no_thread_each(server_uri, sync_clien
     await asyncio.gather(*[s.close() for s in streams])
     client.close()
     sync_client.drop_database("greenmotor_streams")
+
+
+# Motor 3.7's behaviour, in both flavours (the ``flavour`` fixture runs a coroutine function
+# on a fresh MotorClient under an IOLoop, or a fresh AsyncIOMotorClient under asyncio.run).
+
+
+def test_with_statement_is_refused_as_motor_does(flavour):
+    async def body(coll):
+        stream = coll.watch()
+        with pytest.raises(RuntimeError) as raised:
+            with stream:
+                pass
+        return str(raised.value), stream.delegate
+
+    message, delegate = flavour.run(body)
+    assert message == 'Use a change stream in "async with", not "with"'
+    assert delegate is None  # nothing was opened
+
+
+def test_async_with_opens_the_stream_on_entry(flavour):
+    """As Motor: a change made inside ``async with`` (no try_next first) is seen."""
+    flavour.sync_coll.insert_one({"_id": 0})
+
+    async def body(coll):
+        async with coll.watch() as stream:
+            assert stream.delegate is not None
+            await coll.insert_one({"_id": 1})
+            change = await asyncio.wait_for(stream.next(), 10)
+        return change, stream.alive
+
+    change, alive = flavour.run(body)
+    assert change["fullDocument"] == {"_id": 1} and not alive
+
+
+async def test_next_after_close_and_keyword_only_callback(coll, sync_coll, io_loop):
+    for method in (MotorChangeStream.next, MotorChangeStream.try_next, MotorChangeStream.close):
+        callback = inspect.signature(method).parameters["callback"]
+        assert callback.kind is inspect.Parameter.KEYWORD_ONLY and callback.default is None
+    await coll.insert_one({"_id": 0})
+    stream = coll.watch()
+    assert await stream.try_next() is None
+    await stream.close()
+    with pytest.raises(StopAsyncIteration):
+        await stream.next()
+    done = asyncio.get_running_loop().create_future()
+    stream.next(callback=lambda change, error: done.set_result((change, error)))
+    change, error = await done
+    assert change is None and isinstance(error, StopAsyncIteration)
+    with pytest.raises(TypeError):
+        stream.next(print)  # callback is keyword-only, as the rest of greenmotor

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
+import uuid
+import warnings
 
 import pytest
 from bson import decode_all
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, CursorType
 from pymongo.errors import InvalidOperation, OperationFailure
+from tornado.ioloop import IOLoop
 
+import greenmotor
 from greenmotor import (
     MotorCommandCursor,
     MotorCursor,
     MotorLatentCommandCursor,
     MotorRawBatchCursor,
 )
+from greenmotor.cursor import FETCH_NEXT_DEPRECATED, NEXT_OBJECT_DEPRECATED
+from greenmotor.motor_asyncio import AsyncIOMotorClient
 
 
 @pytest.fixture
@@ -125,9 +132,10 @@ async def test_each_reports_errors(coll, io_loop):
 async def test_fetch_next_next_object(coll, filled, io_loop):
     cursor = coll.find({"_id": {"$lt": 3}}).sort("_id").batch_size(2)
     seen = []
-    while await cursor.fetch_next:
-        with pytest.warns(DeprecationWarning):
-            seen.append(cursor.next_object()["_id"])
+    with pytest.warns(DeprecationWarning, match="fetch_next property is deprecated"):
+        while await cursor.fetch_next:
+            with pytest.warns(DeprecationWarning, match="next_object method is deprecated"):
+                seen.append(cursor.next_object()["_id"])
     assert seen == [0, 1, 2]
 
 
@@ -285,3 +293,215 @@ async def test_async_with_closes(coll, filled, io_loop):
 async def test_cursor_collection(coll, io_loop):
     cursor = coll.find()
     assert cursor.collection == coll
+
+
+# Motor 3.7's behaviour, checked in both flavours (Tornado's MotorClient on an IOLoop,
+# asyncio's AsyncIOMotorClient under asyncio.run).
+
+
+class Flavour:
+    """Runs a coroutine function ``body(collection)`` on a fresh client of one flavour."""
+
+    def __init__(self, name: str, server_uri: str, sync_client, db_name: str) -> None:
+        self.name = name
+        self.server_uri = server_uri
+        self.sync_coll = sync_client[db_name].test_collection
+        self.db_name = db_name
+
+    def run(self, body):
+        async def main():
+            if self.name == "tornado":
+                client = greenmotor.MotorClient(self.server_uri, io_loop=loop)
+            else:
+                client = AsyncIOMotorClient(self.server_uri)
+            try:
+                return await body(client[self.db_name].test_collection)
+            finally:
+                client.close()
+
+        if self.name == "asyncio":
+            return asyncio.run(main())
+        loop = IOLoop(make_current=False)
+        try:
+            return loop.run_sync(main, timeout=60)
+        finally:
+            loop.close(all_fds=False)
+
+
+@pytest.fixture(params=["tornado", "asyncio"])
+def flavour(request, server_uri, sync_client):
+    db_name = f"greenmotor_test_{uuid.uuid4().hex[:8]}"
+    yield Flavour(request.param, server_uri, sync_client, db_name)
+    sync_client.drop_database(db_name)
+
+
+def test_fetch_next_and_next_object_warn_as_motor_does(flavour):
+    flavour.sync_coll.insert_many([{"_id": i} for i in range(3)])
+
+    async def body(coll):
+        cursor = coll.find().sort("_id").batch_size(2)
+        with pytest.warns(DeprecationWarning) as caught:
+            assert cursor.next_object() is None  # nothing fetched yet
+            fetched = await cursor.fetch_next
+            first = cursor.next_object()
+        return fetched, first, cursor, caught
+
+    fetched, first, cursor, caught = flavour.run(body)
+    assert fetched == 2 and first == {"_id": 0}  # the number of documents fetched, as Motor
+    assert [(w.category, str(w.message)) for w in caught] == [
+        (DeprecationWarning, NEXT_OBJECT_DEPRECATED),
+        (DeprecationWarning, FETCH_NEXT_DEPRECATED),
+        (DeprecationWarning, NEXT_OBJECT_DEPRECATED),
+    ]
+    # Motor's exact words: its test configuration ignores these two by their text.
+    assert FETCH_NEXT_DEPRECATED.startswith("The fetch_next property is deprecated")
+    assert NEXT_OBJECT_DEPRECATED.startswith("The next_object method is deprecated")
+    assert {w.filename for w in caught} == {__file__}  # reported at the caller's line
+
+
+def test_fetch_next_without_results_and_at_the_end(flavour):
+    flavour.sync_coll.insert_many([{"_id": i} for i in range(3)])
+
+    async def body(coll):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            empty = coll.find({"_id": "none"})
+            no_results = await empty.fetch_next
+            cursor = coll.find().sort("_id").batch_size(2)
+            await cursor.fetch_next
+            buffered = cursor._buffer_size()
+            again = await cursor.fetch_next  # documents are buffered: nothing is fetched
+            seen = []
+            while await cursor.fetch_next:
+                seen.append(cursor.next_object()["_id"])
+            end = await cursor.fetch_next  # a dead cursor resolves False at once
+        return no_results, buffered, again, cursor._buffer_size(), seen, end
+
+    no_results, buffered, again, after, seen, end = flavour.run(body)
+    assert not no_results and buffered == 2 and again is True and after == 0
+    assert seen == [0, 1, 2] and end is False
+
+
+@pytest.mark.parametrize("make", ["find", "aggregate", "find_raw_batches", "aggregate_raw_batches"])
+def test_started_and_closed_as_motor(flavour, make):
+    flavour.sync_coll.insert_many([{"_id": i} for i in range(5)])
+    args = {"find": [{}], "find_raw_batches": [{}]}.get(make, [[{"$sort": {"_id": 1}}]])
+
+    async def body(coll):
+        contrast = getattr(coll, make)(*args).batch_size(2)
+        states = []
+        async with getattr(coll, make)(*args).batch_size(2) as cursor:
+            states.append((cursor.started, cursor.closed))
+            first = await cursor.next()
+            states.append((cursor.started, cursor.closed))
+        states.append((cursor.started, cursor.closed))
+        states.append(contrast.closed)
+        await contrast.close()
+        states.append(contrast.closed)
+        return first, states
+
+    try:
+        first, states = flavour.run(body)
+    except KeyError:
+        if (flavour.name, make) == ("asyncio", "find_raw_batches"):
+            pytest.xfail("metaprogramming.MotorAttribute.wrapper_class looks the asyncio "
+                         "class up by name before for_framework made it")
+        raise
+    first = decode_all(first)[0] if isinstance(first, bytes) else first
+    assert first == {"_id": 0}
+    assert states == [(False, False), (True, False), (True, True), False, True]
+
+
+def test_command_cursor_of_a_tailable_command_stops_at_an_empty_batch(flavour):
+    """As Motor: one iteration step is at most one getMore, so ``async for`` over a
+    ``$changeStream`` aggregate ends when a getMore brings nothing."""
+    flavour.sync_coll.insert_one({"_id": 0})
+
+    async def body(coll):
+        cursor = coll.aggregate([{"$changeStream": {}}], maxAwaitTimeMS=50)
+        return [change async for change in cursor], cursor.alive
+
+    changes, alive = flavour.run(body)
+    assert changes == [] and alive  # the server cursor is still open
+
+
+async def test_each_argument_and_stop_when_closed(coll, filled, io_loop):
+    cursor = coll.find()
+    for bad in ("foo", None):
+        with pytest.raises(TypeError) as raised:
+            cursor.each(callback=bad)
+        assert str(raised.value) == "callback must be a callable"  # Motor's words
+    with pytest.raises(TypeError):
+        cursor.each()  # no callback
+    seen = []
+    later = asyncio.get_running_loop().create_future()
+
+    def callback(doc, error):
+        seen.append(doc)
+        if len(seen) == 2:
+            later.set_result(cursor.close())
+
+    cursor = coll.find().sort("_id").batch_size(5)
+    cursor.each(callback)
+    await (await later)
+    await asyncio.sleep(0.1)
+    assert [d["_id"] for d in seen] == [0, 1]  # no more calls, not even (None, None)
+
+
+async def test_to_list_misuse_messages_are_motors(coll, filled, io_loop):
+    with pytest.raises(TypeError) as raised:
+        coll.find().to_list("foo")
+    assert str(raised.value) == "length must be an int, not 'foo'"
+    with pytest.raises(ValueError) as raised:
+        coll.find().to_list(-1)
+    assert str(raised.value) == "length must be non-negative"
+    tailable = coll.find(cursor_type=CursorType.TAILABLE)
+    with pytest.raises(InvalidOperation) as raised:
+        tailable.to_list(10)
+    assert str(raised.value) == "Can't call to_list on tailable cursor"
+
+
+async def test_callback_is_keyword_only(coll, filled, io_loop):
+    cursor = coll.find()
+    with pytest.raises(TypeError):
+        cursor.to_list(None, print)
+    for method in (MotorCursor.to_list, MotorCursor.close, MotorCommandCursor.try_next):
+        callback = inspect.signature(method).parameters["callback"]
+        assert callback.kind is inspect.Parameter.KEYWORD_ONLY and callback.default is None
+    done = asyncio.get_running_loop().create_future()
+    cursor.close(callback=lambda result, error: done.set_result((result, error)))
+    assert await done == (None, None)
+
+
+async def test_close_twice_and_rewind_resets_the_flags(coll, filled, io_loop):
+    cursor = coll.find().sort("_id").batch_size(2)
+    await cursor.next()
+    await cursor.close()
+    assert cursor.closed and cursor.started
+    assert await cursor.close() is None  # again: nothing to do
+    assert cursor.rewind() is cursor
+    assert not cursor.started and not cursor.closed
+    assert [d["_id"] for d in await cursor.to_list(3)] == [0, 1, 2]
+    assert cursor.started
+
+
+async def test_max_scan_and_the_attributes_motor_has(coll, sync_coll, io_loop):
+    cursor = coll.find()
+    assert cursor.max_scan(10) is cursor
+    assert cursor.delegate._max_scan == 10
+    # Motor's own rule (its test_cursor_attrs): PyMongo's Cursor's public names, less
+    # "retrieved", are MotorCursor's, less the names only Motor has.
+    def public(obj):
+        return {name for name in dir(obj) if not name.startswith("_")}
+
+    motor_only = {"fetch_next", "each", "started", "next_object", "closed",
+                  "delegate", "get_io_loop", "io_loop", "wrap"}  # fmt: skip
+    assert public(sync_coll.find()) - {"retrieved"} == public(cursor) - motor_only
+
+
+async def test_motors_constructor(coll, filled, io_loop):
+    cursor = MotorCursor(coll.delegate.find({"_id": {"$lt": 2}}), coll)
+    assert [d["_id"] async for d in cursor] == [0, 1]
+    assert cursor.collection == coll
+    with pytest.raises(TypeError, match="collection must be the MotorCollection"):
+        MotorCursor(coll.delegate.find(), coll.delegate)
