@@ -41,9 +41,10 @@ class MotorClientEncryption(MotorWrapper):
 
     Takes PyMongo's ``ClientEncryption`` arguments, with ``key_vault_client`` a
     :class:`~greenmotor.MotorClient` (an ``AsyncIOMotorClient`` for
-    ``AsyncIOMotorClientEncryption``), plus Motor's ``io_loop``. Its operations run on the
-    key vault client's loop. Use it in ``async with`` (plain ``with`` raises RuntimeError),
-    or ``await close()`` it.
+    ``AsyncIOMotorClientEncryption``), plus Motor's ``io_loop``: Motor 3.7's signature, so
+    PyMongo's later ``key_expiration_ms`` and ``kms_connect_callback`` are not offered. Its
+    operations run on the key vault client's loop. Use it in ``async with`` (plain ``with``
+    raises RuntimeError), or ``await close()`` it.
     """
 
     __delegate_class__ = ClientEncryption
@@ -70,7 +71,6 @@ class MotorClientEncryption(MotorWrapper):
         codec_options: Any,
         io_loop: Any = None,
         kms_tls_options: Any = None,
-        key_expiration_ms: int | None = None,
     ) -> None:
         if io_loop is not None:
             self._framework.check_io_loop(io_loop)
@@ -90,7 +90,6 @@ class MotorClientEncryption(MotorWrapper):
             key_vault_client.delegate,
             codec_options,
             kms_tls_options,
-            key_expiration_ms,
         )
         self._client = key_vault_client
         self._io_loop = io_loop

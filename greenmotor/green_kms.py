@@ -88,7 +88,8 @@ def _kms_socket(sock: GreenSocket) -> KmsSocket:
 
 def _configured_socket(address: tuple[str, Any], options: Any) -> KmsSocket:
     """PyMongo's ``_configured_socket`` (connect, then TLS with ``options``), green."""
-    return _kms_socket(green_socket_interface(address, options).sock)
+    green: GreenSocket = green_socket_interface(address, options).sock  # type: ignore[assignment]
+    return _kms_socket(green)
 
 
 def _wrap_socket_tls(sock: Any, address: tuple[str, Any], options: Any) -> KmsSocket:
@@ -174,7 +175,7 @@ class _GreenTime:
 
 
 # get_ssl_context arguments -> the context; see _get_ssl_context.
-_default_contexts: dict[tuple, Any] = {}
+_default_contexts: dict[tuple[Any, ...], Any] = {}
 
 
 def _get_ssl_context(*args: Any) -> Any:
