@@ -53,7 +53,6 @@ class MotorClientEncryption(MotorWrapper):
     encrypt = Async()
     encrypt_expression = Async()
     decrypt = Async()
-    close = Async()
     # Key management.
     rewrap_many_data_key = Async()
     delete_key = Async()
@@ -136,6 +135,14 @@ class MotorClientEncryption(MotorWrapper):
             return MotorCollection._from_delegate(database, collection), fields
 
         return self._async_call(create, callback)
+
+    async def close(self) -> None:
+        """Release libmongocrypt's resources; later calls raise ``InvalidOperation``.
+
+        No I/O, so it runs at once, and also works after the key vault client was closed
+        (a shutdown that closes the client first).
+        """
+        self.delegate.close()
 
     async def __aenter__(self) -> MotorClientEncryption:
         return self

@@ -408,6 +408,16 @@ async def test_async_with_closes_and_closed_refuses(client, key_vault, io_loop):
             pass
 
 
+async def test_close_after_the_key_vault_client(server_uri, key_vault, io_loop):
+    client = greenmotor.MotorClient(server_uri, io_loop=io_loop)
+    ce = greenmotor.MotorClientEncryption(LOCAL, key_vault, client, OPTS)
+    await ce.create_data_key("local")
+    client.close()
+    await ce.close()  # no I/O: fine, as in Motor
+    with pytest.raises(InvalidOperation):  # Motor: "Cannot use closed ClientEncryption"
+        await ce.create_data_key("local")
+
+
 def test_loop_and_repr(client, io_loop, key_vault):
     ce = greenmotor.MotorClientEncryption(LOCAL, key_vault, client, OPTS)
     assert ce.get_io_loop() is io_loop and ce.io_loop is io_loop
