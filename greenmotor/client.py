@@ -13,8 +13,11 @@ import threading
 from typing import Any
 
 import pymongo
+import pymongo.mongo_client  # noqa: F401 - as with Motor, pymongo.mongo_client is loaded
+import tornado
 from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.driver_info import DriverInfo
 from pymongo.errors import InvalidOperation
 
 from greenmotor import green_pool
@@ -38,6 +41,9 @@ from greenmotor.session import MotorClientSession
 
 __all__ = ["MotorClient", "MotorCollection", "MotorDatabase"]
 
+#: The Motor release whose API greenmotor reproduces; named in the connection handshake.
+MOTOR_VERSION = "3.7.1"
+
 
 class _MotorLatentRawBatchCommandCursor(MotorLatentCommandCursor):
     __delegate_class__ = MotorRawBatchCommandCursor.__delegate_class__
@@ -50,19 +56,75 @@ class _CommonProperties(MotorWrapper):
     read_concern = ReadOnly()
     write_concern = ReadOnly()
 
-    def watch(self, *args: Any, **kwargs: Any) -> MotorChangeStream:
+    def watch(
+        self,
+        pipeline: Any = None,
+        full_document: Any = None,
+        resume_after: Any = None,
+        max_await_time_ms: Any = None,
+        batch_size: Any = None,
+        collation: Any = None,
+        start_at_operation_time: Any = None,
+        session: Any = None,
+        start_after: Any = None,
+        comment: Any = None,
+        full_document_before_change: Any = None,
+        show_expanded_events: Any = None,
+    ) -> MotorChangeStream:
         """A change stream on this client, database or collection (PyMongo's arguments).
 
         Returns at once; the stream opens on first use.
         """
-        args, kwargs = unwrap_all(args, kwargs)
-        return self._flavoured(MotorChangeStream)(self, *args, **kwargs)
+        options = dict(
+            pipeline=pipeline,
+            full_document=full_document,
+            resume_after=resume_after,
+            max_await_time_ms=max_await_time_ms,
+            batch_size=batch_size,
+            collation=collation,
+            start_at_operation_time=start_at_operation_time,
+            session=session,
+            start_after=start_after,
+            comment=comment,
+            full_document_before_change=full_document_before_change,
+            show_expanded_events=show_expanded_events,
+        )
+        _, options = unwrap_all((), options)
+        return self._flavoured(MotorChangeStream)(self, **options)
 
     def _latent(
         self, cls: type[MotorLatentCommandCursor], method: str, *args: Any, **kwargs: Any
     ) -> Any:
         args, kwargs = unwrap_all(args, kwargs)
         return self._flavoured(cls)(self, getattr(self.delegate, method), *args, **kwargs)
+
+
+def motor_driver_info(framework_name: str, theirs: DriverInfo | None = None) -> DriverInfo:
+    """What a client adds to PyMongo's handshake metadata: Motor's, as Motor 3.7 sends it.
+
+    Servers log it and tools group connections by it, and Motor's own tests check it: the
+    driver name is "Motor" and the platform names the framework ("Tornado 6.4" or
+    "asyncio"). The version says both: the Motor API and, as a local version label, the
+    greenmotor release that implements it ("3.7.1+greenmotor.0.1.0").
+
+    ``theirs`` (``MotorClient(driver=...)``, from a library built on Motor) follows Motor's:
+    "PyMongo|Motor|Theirs". PyMongo sends this one DriverInfo on every connection, monitors'
+    included (``append_metadata`` reaches only the application's). Its constructor refuses
+    a "|" in a field since 4.20 (Motor 3.7 fails there), because PyMongo pairs the name and
+    version segments to truncate them; each segment here has its pair, so the merged info
+    is built without that check.
+    """
+    from greenmotor import version  # the package, initialised by the time a client exists
+
+    name, full_version = "Motor", f"{MOTOR_VERSION}+greenmotor.{version}"
+    platform = f"Tornado {tornado.version}" if framework_name == "tornado" else framework_name
+    if theirs is None:
+        return DriverInfo(name, full_version, platform)
+    return DriverInfo._make((
+        f"{name}|{theirs.name or ''}",
+        f"{full_version}|{theirs.version or ''}",
+        f"{platform}|{theirs.platform}" if theirs.platform else platform,
+    ))  # fmt: skip
 
 
 class MotorClient(_CommonProperties):
@@ -102,11 +164,21 @@ class MotorClient(_CommonProperties):
     get_default_database = Delegate(wrap="MotorDatabase")
     append_metadata = Delegate()  # no I/O: used by the next handshakes
 
-    def __init__(self, *args: Any, io_loop: Any = None, **kwargs: Any) -> None:
-        if io_loop is not None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if "io_loop" in kwargs:
+            io_loop = kwargs.pop("io_loop")
             self._framework.check_io_loop(io_loop)
+        else:
+            io_loop = None
         if "_pool_class" in kwargs or "_condition_class" in kwargs:
             raise TypeError("greenmotor sets _pool_class and _condition_class itself")
+        their_driver = kwargs.get("driver")
+        if their_driver and not isinstance(their_driver, DriverInfo):
+            raise TypeError(
+                f"Incorrect type for `driver` {type(their_driver)}; expected value of type "
+                "pymongo.driver_info.DriverInfo"
+            )
+        kwargs["driver"] = motor_driver_info(self._framework.name, their_driver or None)
         kwargs.setdefault("connect", False)  # no I/O, and no threads, until first use
         green_pool.install_green_sleeps()
         kwargs.update(green_pool.client_hooks())
@@ -189,19 +261,13 @@ class MotorClient(_CommonProperties):
     def __getattr__(self, name: str) -> MotorDatabase:
         if name.startswith("_"):
             raise AttributeError(
-                f"MotorClient has no attribute {name!r}. To access the {name} database, "
-                f"use client[{name!r}]."
+                f"{type(self).__name__} has no attribute {name!r}. To access the {name} "
+                f"database, use client['{name}']."
             )
         return self[name]
 
     def __getitem__(self, name: str) -> MotorDatabase:
         return MotorDatabase._from_delegate(self, self.delegate[name])
-
-    def __enter__(self) -> MotorClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 class _Namespace(_CommonProperties):
@@ -212,17 +278,7 @@ class _Namespace(_CommonProperties):
     """
 
     def __bool__(self) -> bool:
-        kind = type(self).__name__
-        raise NotImplementedError(
-            f"{kind} objects do not implement truth value testing or bool(); compare with "
-            f"None instead: {kind.removeprefix('Motor').lower()} is not None"
-        )
-
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
-        raise TypeError(
-            f"{type(self).__name__} object is not callable. If you meant to call a method "
-            f"named {self.delegate.name.rpartition('.')[2]!r}, it does not exist"
-        )
+        return self.delegate.__bool__()  # type: ignore[no-any-return]  # PyMongo's refusal
 
 
 class MotorDatabase(_Namespace):
@@ -248,8 +304,13 @@ class MotorDatabase(_Namespace):
 
     def __init__(self, client: MotorClient, name: str, **kwargs: Any) -> None:
         if not isinstance(client, MotorClient):
-            raise TypeError(f"client must be a MotorClient, not {client!r}")
-        self.delegate = Database(client.delegate, name, **kwargs)
+            raise TypeError(
+                f"client must be a {self._flavoured(MotorClient).__name__}, not {client!r}"
+            )
+        delegate = kwargs.pop("_delegate", None)  # Motor's way to wrap a PyMongo Database
+        if delegate is None:
+            delegate = Database(client.delegate, name, **kwargs)
+        self.delegate = delegate
         self._client = client
 
     @property
@@ -259,14 +320,27 @@ class MotorDatabase(_Namespace):
     def __getattr__(self, name: str) -> MotorCollection:
         if name.startswith("_"):
             raise AttributeError(
-                f"MotorDatabase has no attribute {name!r}. To access the {name} collection, "
-                f"use database[{name!r}]."
+                f"{type(self).__name__} has no attribute {name!r}. To access the {name} "
+                f"collection, use database['{name}']."
             )
         return self[name]
 
     def __getitem__(self, name: str) -> MotorCollection:
         return MotorCollection._from_delegate(self, self.delegate[name])
 
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        # client.foo() is a call of the database "foo": Motor's message says so.
+        name = self.delegate.name
+        client_class = type(self._client).__name__
+        if name == "open_sync":
+            raise TypeError(
+                f"{client_class}.open_sync() is unnecessary Motor 0.2, see changelog for details."
+            )
+        raise TypeError(
+            "MotorDatabase object is not callable. If you meant to call the "
+            f"'{name}' method on a {client_class} object it is failing because no such "
+            "method exists."
+        )
 
 
 class MotorCollection(_Namespace):
@@ -317,33 +391,85 @@ class MotorCollection(_Namespace):
             _MotorLatentRawBatchCommandCursor, "aggregate_raw_batches", pipeline, **kwargs
         )
 
-    def list_indexes(self, *args: Any, **kwargs: Any) -> MotorLatentCommandCursor:
+    def list_indexes(self, session: Any = None, **kwargs: Any) -> MotorLatentCommandCursor:
         """A cursor over this collection's index documents (sent on first iteration)."""
-        return self._latent(MotorLatentCommandCursor, "list_indexes", *args, **kwargs)
+        return self._latent(MotorLatentCommandCursor, "list_indexes", session=session, **kwargs)
 
     def list_search_indexes(self, *args: Any, **kwargs: Any) -> MotorLatentCommandCursor:
         """A cursor over this collection's Atlas Search indexes (sent on first iteration)."""
         return self._latent(MotorLatentCommandCursor, "list_search_indexes", *args, **kwargs)
 
-    def __init__(self, database: MotorDatabase, name: str, **kwargs: Any) -> None:
-        if not isinstance(database, MotorDatabase):
-            raise TypeError(f"database must be a MotorDatabase, not {database!r}")
-        self.delegate = Collection(database.delegate, name, **kwargs)
+    def __init__(
+        self,
+        database: MotorDatabase,
+        name: str,
+        codec_options: Any = None,
+        read_preference: Any = None,
+        write_concern: Any = None,
+        read_concern: Any = None,
+        _delegate: Any = None,
+    ) -> None:
+        # No **kwargs: PyMongo's Collection(..., capped=True) creates the collection, I/O a
+        # constructor can't do. The database must be of this class's flavour.
+        if not (
+            isinstance(database, MotorDatabase) and database._framework is self._framework
+        ):
+            raise TypeError(
+                f"First argument to MotorCollection must be MotorDatabase, not {database!r}"
+            )
+        if _delegate is None:
+            _delegate = Collection(
+                database.delegate,
+                name,
+                codec_options=codec_options,
+                read_preference=read_preference,
+                write_concern=write_concern,
+                read_concern=read_concern,
+            )
+        self.delegate = _delegate
         self._client = database._client
+        self._database = database
+
+    @classmethod
+    def _from_delegate(cls, owner: MotorWrapper, delegate: Any) -> Any:
+        collection = super()._from_delegate(owner, delegate)
+        if collection is None:
+            return None
+        if isinstance(owner, MotorDatabase):
+            collection._database = owner
+        elif isinstance(owner, MotorCollection):
+            collection._database = owner.database
+        return collection
 
     @property
     def database(self) -> MotorDatabase:
-        return MotorDatabase._from_delegate(self, self.delegate.database)
+        """The MotorDatabase this collection came from: ``db.coll.database is db``, as in Motor."""
+        database = self.__dict__.get("_database")  # not through __getattr__: no collection
+        if database is None:
+            database = MotorDatabase._from_delegate(self, self.delegate.database)
+            self._database = database
+        return database  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> MotorCollection:
         if name.startswith("_"):
-            full_name = f"{self.delegate.name}.{name}"
+            full_name = f"{self.name}.{name}"
             raise AttributeError(
-                f"MotorCollection has no attribute {name!r}. To access the {full_name} "
-                f"collection, use database[{full_name!r}]."
+                f"{type(self).__name__} has no attribute {name!r}. To access the {full_name} "
+                f"collection, use database['{full_name}']."
             )
         return self[name]
 
     def __getitem__(self, name: str) -> MotorCollection:
+        # A sub-collection: "coll.sub". PyMongo would take any name and format it, so `in`
+        # or iteration (which try coll[0], coll[1]...) would never end; Motor refuses.
+        if not isinstance(name, str):
+            raise TypeError(f'can only concatenate str (not "{type(name).__name__}") to str')
         return MotorCollection._from_delegate(self, self.delegate[name])
 
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        # db.coll.foo() calls the collection "coll.foo": Motor's message says so.
+        raise TypeError(
+            "MotorCollection object is not callable. If you meant to call the "
+            f"'{self.delegate.name}' method on a MotorCollection object it is failing because "
+            "no such method exists."
+        )

@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 from pymongo.errors import PyMongoError
 from pymongo.synchronous.client_session import ClientSession
 
+from greenmotor import core
 from greenmotor.metaprogramming import Async, Delegate, MotorWrapper, ReadOnly
 
 __all__ = ["MotorClientSession"]
@@ -25,6 +26,17 @@ __all__ = ["MotorClientSession"]
 # The convenient transaction API gives up retrying after this long (transactions spec).
 WITH_TRANSACTION_TIME_LIMIT = 120.0
 _MAX_TIME_EXPIRED = 50
+
+
+def with_transaction_time_limit() -> float:
+    """Seconds after which ``with_transaction`` stops retrying, read at each check.
+
+    Motor keeps it in ``motor.core._WITH_TRANSACTION_RETRY_TIME_LIMIT``, and test suites
+    written for Motor (Motor's own among them) lower it there to test the give-up path.
+    ``motor.core`` is :mod:`greenmotor.core` once greenmotor stands in for Motor, so a value
+    set there is honoured.
+    """
+    return getattr(core, "_WITH_TRANSACTION_RETRY_TIME_LIMIT", WITH_TRANSACTION_TIME_LIMIT)
 
 
 class MotorClientSession(MotorWrapper):
@@ -43,6 +55,16 @@ class MotorClientSession(MotorWrapper):
     options = ReadOnly()
     operation_time = ReadOnly()
     session_id = ReadOnly()
+
+    @classmethod
+    def __class_getitem__(cls, item: Any) -> Any:
+        # Motor's session class is not generic (its client, database... are).
+        raise TypeError(f"type '{cls.__name__}' is not subscriptable")
+
+    def __init__(self, delegate: ClientSession, motor_client: Any) -> None:
+        # Get sessions from ``await client.start_session()``; this is Motor's signature.
+        self.delegate = delegate
+        self._client = motor_client
 
     @property
     def client(self) -> Any:
@@ -86,7 +108,7 @@ class MotorClientSession(MotorWrapper):
         started = time.monotonic()
 
         def time_left() -> bool:
-            return time.monotonic() - started < WITH_TRANSACTION_TIME_LIMIT
+            return time.monotonic() - started < with_transaction_time_limit()
 
         attempt = 0
         while True:
@@ -138,16 +160,15 @@ class MotorClientSession(MotorWrapper):
     async def __aenter__(self) -> MotorClientSession:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         await self.end_session()
 
     def __enter__(self) -> None:
         raise AttributeError(
-            "Use MotorClientSession in 'async with', not 'with': "
-            "async with await client.start_session() as session: ..."
+            "Use Motor sessions like 'async with await client.start_session()', not 'with'"
         )
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         pass
 
 
