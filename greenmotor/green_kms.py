@@ -74,22 +74,18 @@ class KmsSocket(GreenSocket):
         buffer = bytearray(bufsize)
         try:
             received = self.recv_into(buffer)
-        except TimeoutError as exc:
+        except TimeoutError:
             if isinstance(self._sock, ssl.SSLSocket):
                 # PyMongo puts the message in its error; a blocking TLS socket says this.
-                raise TimeoutError("The read operation timed out") from exc.__cause__
+                raise TimeoutError("The read operation timed out") from None
             raise
         return bytes(buffer[:received])
-
-
-def _kms_socket(sock: GreenSocket) -> KmsSocket:
-    return KmsSocket(sock._sock, sock.gettimeout())
 
 
 def _configured_socket(address: tuple[str, Any], options: Any) -> KmsSocket:
     """PyMongo's ``_configured_socket`` (connect, then TLS with ``options``), green."""
     green: GreenSocket = green_socket_interface(address, options).sock  # type: ignore[assignment]
-    return _kms_socket(green)
+    return KmsSocket(green._sock, green.gettimeout())
 
 
 def _wrap_socket_tls(sock: Any, address: tuple[str, Any], options: Any) -> KmsSocket:

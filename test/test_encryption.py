@@ -41,7 +41,11 @@ from pymongo.synchronous.encryption import _EncryptionIO  # noqa: E402
 
 import greenmotor  # noqa: E402
 from greenmotor.core import spawn  # noqa: E402
-from greenmotor.green_kms import GreenClientEncryption, GreenEncrypter, GreenEncryptionIO  # noqa: E402
+from greenmotor.green_kms import (  # noqa: E402
+    GreenClientEncryption,
+    GreenEncrypter,
+    GreenEncryptionIO,
+)
 from greenmotor.motor_asyncio import (  # noqa: E402
     AsyncIOMotorClient,
     AsyncIOMotorClientEncryption,
@@ -620,8 +624,9 @@ async def test_kms_connect_callback_runs_off_the_loop(client, key_vault, fake_km
 
     def create_key():
         ce = GreenClientEncryption(
-            AWS_CREDENTIALS, key_vault, client.delegate, OPTS, kms_tls, kms_connect_callback=connect
-        )
+            AWS_CREDENTIALS, key_vault, client.delegate, OPTS, kms_tls,
+            kms_connect_callback=connect,
+        )  # fmt: skip
         try:
             return ce.create_data_key("aws", master_key=kms.master_key())
         finally:
