@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import subprocess
+import sys
 import threading
 
 import pymongo
 import pytest
+import tornado
 from bson import CodecOptions, SON
+from mockupdb import MockupDB
 from pymongo import ReadPreference, WriteConcern
+from pymongo.driver_info import DriverInfo
 from pymongo.errors import ConfigurationError, InvalidOperation, ServerSelectionTimeoutError
 from tornado import gen
 from tornado.ioloop import IOLoop
 
 import greenmotor
 from greenmotor import GreenmotorUsageError, MotorClient, MotorDatabase
+from greenmotor.motor_asyncio import AsyncIOMotorClient
+from scripted_servers import HELLO
 from servers import free_port
+
+#: Each flavour's client class and the platform Motor names in the handshake.
+FLAVOURS = {
+    "tornado": (MotorClient, f"Tornado {tornado.version}"),
+    "asyncio": (AsyncIOMotorClient, "asyncio"),
+}
+
+
+def run_in(flavour, coro_fn):
+    """Run ``coro_fn()`` to completion on a fresh loop of the flavour's kind."""
+    if flavour == "asyncio":
+        return asyncio.run(coro_fn())
+    loop = IOLoop(make_current=False)
+    try:
+        return loop.run_sync(coro_fn)
+    finally:
+        loop.close()
 
 
 def test_constructor_does_no_io_and_starts_no_threads(io_loop):
@@ -28,8 +53,18 @@ def test_constructor_does_no_io_and_starts_no_threads(io_loop):
 
 
 def test_constructor_rejects_bad_arguments(io_loop):
-    with pytest.raises(TypeError, match="io_loop must be a tornado.ioloop.IOLoop"):
+    with pytest.raises(TypeError, match=r"io_loop must be .*IOLoop, not 'loop'"):
         MotorClient(io_loop="loop")
+    with pytest.raises(TypeError, match=r"io_loop must be .*IOLoop, not None"):
+        MotorClient(io_loop=None)  # as Motor: an io_loop given must be a loop
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "Incorrect type for `driver` <class 'str'>; expected value of type "
+            "pymongo.driver_info.DriverInfo"
+        ),
+    ):
+        MotorClient(driver="Foo", io_loop=io_loop)
     with pytest.raises(TypeError, match="port must be an instance of int"):
         MotorClient("localhost", "27017", io_loop=io_loop)
     with pytest.raises(ConfigurationError, match="Must provide at least one hostname"):
@@ -234,3 +269,98 @@ async def test_call_from_inside_a_driver_greenlet_is_refused(client, io_loop):
 def test_motor_client_is_exported():
     assert greenmotor.MotorClient is MotorClient
     assert greenmotor.version
+
+
+class HandshakeRecorder:
+    """A wire peer that records the ``client`` document of every handshake it receives."""
+
+    def __init__(self) -> None:
+        self.metadata: list[dict] = []
+        self._server = MockupDB(auto_ismaster=False, verbose=False)
+        self._server.autoresponds(self._handle)
+
+    def _handle(self, request) -> bool:
+        if request.command_name.lower() in ("ismaster", "hello"):
+            if "client" in request.doc:  # a connection's first hello; heartbeats have none
+                self.metadata.append(request.doc["client"])
+            return request.replies(HELLO)
+        return request.replies({"ok": 1})
+
+    def __enter__(self) -> HandshakeRecorder:
+        self._server.run()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.stop()
+
+    def handshakes_of(self, flavour: str, **kwargs) -> list[dict]:
+        """The metadata a new client of ``flavour`` sends while it runs one command."""
+        cls, _ = FLAVOURS[flavour]
+
+        async def ping():
+            client = cls(self._server.uri, **kwargs)
+            await client.admin.command("ping")
+            client.close()
+
+        run_in(flavour, ping)
+        return self.metadata
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_handshake_names_motor_and_its_framework(flavour):
+    """Servers log, and tools (and Motor's tests) read, what Motor 3.7 sends."""
+    _, platform = FLAVOURS[flavour]
+    with HandshakeRecorder() as server:
+        handshakes = server.handshakes_of(flavour)
+    assert len(handshakes) >= 2  # the monitor's connection and the command's
+    for meta in handshakes:
+        assert meta["driver"]["name"].startswith("PyMongo|")
+        assert meta["driver"]["name"].endswith("|Motor")
+        assert meta["driver"]["version"].startswith(pymongo.version)
+        assert meta["driver"]["version"].endswith(f"|3.7.1+greenmotor.{greenmotor.version}")
+        assert meta["platform"].endswith(f"|{platform}")
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_handshake_puts_an_applications_driver_info_after_motors(flavour):
+    _, platform = FLAVOURS[flavour]
+    ours = f"3.7.1+greenmotor.{greenmotor.version}"
+    with HandshakeRecorder() as server:
+        driver = DriverInfo("Foo", "1.1.1", "FooPlat")
+        handshakes = server.handshakes_of(flavour, driver=driver)
+    assert len(handshakes) >= 2  # monitors too: the option, not append_metadata
+    for meta in handshakes:
+        assert meta["driver"]["name"].endswith("|Motor|Foo")
+        assert meta["driver"]["version"].endswith(f"|{ours}|1.1.1")
+        assert meta["platform"].endswith(f"|{platform}|FooPlat")
+
+    with HandshakeRecorder() as server:
+        [meta, *_] = server.handshakes_of(flavour, driver=DriverInfo("Bar"))
+    # No version given: an empty segment keeps names and versions paired, as PyMongo needs.
+    assert meta["driver"]["name"].endswith("|Motor|Bar")
+    assert meta["driver"]["version"].endswith(f"|{ours}|")
+    assert meta["driver"]["name"].count("|") == meta["driver"]["version"].count("|")
+    assert meta["platform"].endswith(f"|{platform}")
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_private_names_and_with_are_refused_as_by_motor(flavour):
+    cls, _ = FLAVOURS[flavour]
+    client = cls("127.0.0.1", free_port())
+    expected = (
+        f"{cls.__name__} has no attribute '_x'. To access the _x database, use client['_x']."
+    )
+    with pytest.raises(AttributeError, match=re.escape(expected)):
+        client._x  # noqa: B018
+    assert type(client["_x"]).__name__ == cls.__name__.replace("Client", "Database")
+    with pytest.raises(TypeError, match="does not support the context manager protocol"):
+        with client:  # Motor's clients are not context managers: close() them
+            pass
+    client.close()
+
+
+def test_pymongo_mongo_client_is_loaded_as_with_motor():
+    # Code written for Motor may say pymongo.mongo_client.MongoClient after `import pymongo`.
+    code = "import greenmotor, pymongo; print(pymongo.mongo_client.MongoClient.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "MongoClient", result.stderr

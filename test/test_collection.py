@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
-from bson import ObjectId
+from bson import CodecOptions, ObjectId
 from pymongo import ASCENDING, DESCENDING, DeleteOne, InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.results import BulkWriteResult, DeleteResult, InsertManyResult, UpdateResult
 
-from greenmotor import MotorCollection, MotorDatabase
+from greenmotor import MotorClient, MotorCollection, MotorDatabase
+from greenmotor.motor_asyncio import (
+    AsyncIOMotorClient,
+    AsyncIOMotorCollection,
+    AsyncIOMotorDatabase,
+)
+
+#: Each flavour's client, database and collection classes.
+FLAVOURS = {
+    "tornado": (MotorClient, MotorDatabase, MotorCollection),
+    "asyncio": (AsyncIOMotorClient, AsyncIOMotorDatabase, AsyncIOMotorCollection),
+}
 
 
 def callback_future():
@@ -211,3 +223,157 @@ async def test_create_existing_collection_fails(db, io_loop):
     await db.create_collection("dup")
     with pytest.raises(CollectionInvalid, match="already exists"):
         await db.create_collection("dup")
+
+
+@pytest.fixture(params=FLAVOURS)
+def flavour(request, server_uri):
+    """(client, database class, collection class) of one flavour; the client does no I/O."""
+    client_class, database_class, collection_class = FLAVOURS[request.param]
+    client = client_class(server_uri)
+    yield client, database_class, collection_class
+    client.close()
+
+
+def test_calling_a_database_or_collection_says_no_such_method(flavour):
+    client, _, _ = flavour
+    client_name = type(client).__name__
+    with pytest.raises(TypeError) as caught:
+        client.db.find_and_modify({})
+    assert str(caught.value) == (
+        "MotorCollection object is not callable. If you meant to call the 'find_and_modify' "
+        "method on a MotorCollection object it is failing because no such method exists."
+    )
+    with pytest.raises(TypeError) as caught:
+        client.db.coll.sub.foo()
+    assert "call the 'coll.sub.foo' method" in str(caught.value)  # the full name, as Motor
+    with pytest.raises(TypeError) as caught:
+        client.fsync()
+    assert str(caught.value) == (
+        f"MotorDatabase object is not callable. If you meant to call the 'fsync' method on "
+        f"a {client_name} object it is failing because no such method exists."
+    )
+    with pytest.raises(TypeError) as caught:
+        client.open_sync()
+    assert str(caught.value) == (
+        f"{client_name}.open_sync() is unnecessary Motor 0.2, see changelog for details."
+    )
+
+
+def test_truth_value_and_private_names_refused_with_motors_messages(flavour):
+    client, database_class, collection_class = flavour
+    db = client.db
+    with pytest.raises(NotImplementedError) as caught:
+        bool(db)
+    assert str(caught.value) == (
+        "Database objects do not implement truth value testing or bool(). Please compare "
+        "with None instead: database is not None"
+    )
+    with pytest.raises(NotImplementedError, match="^Collection objects do not implement"):
+        bool(db.coll)
+    expected = (
+        f"{database_class.__name__} has no attribute '_x'. To access the _x collection, "
+        "use database['_x']."
+    )
+    with pytest.raises(AttributeError, match=re.escape(expected)):
+        db._x  # noqa: B018
+    expected = (
+        f"{collection_class.__name__} has no attribute '_x'. To access the coll._x "
+        "collection, use database['coll._x']."
+    )
+    with pytest.raises(AttributeError, match=re.escape(expected)):
+        db.coll._x  # noqa: B018
+
+
+def test_sub_collection_names_must_be_str(flavour):
+    client, _, _ = flavour
+    coll = client.db.coll
+    with pytest.raises(TypeError, match=re.escape('can only concatenate str (not "int") to str')):
+        coll[5]  # noqa: B018
+    # `in` and iteration try coll[0], coll[1]...: they fail at once instead of never ending.
+    with pytest.raises(TypeError):
+        "x" in coll  # noqa: B015
+    with pytest.raises(TypeError):
+        list(coll)
+
+
+def test_collection_constructor_is_motors(flavour):
+    client, database_class, collection_class = flavour
+    db = client.db
+    coll = collection_class(db, "c", codec_options=CodecOptions(tz_aware=True))
+    assert coll.full_name == "db.c" and coll.codec_options.tz_aware is True
+    assert coll.database is db
+    # PyMongo's Collection(..., capped=True) would create the collection: I/O, refused.
+    with pytest.raises(TypeError, match="unexpected keyword argument 'capped'"):
+        collection_class(db, "c", capped=True)
+    with pytest.raises(TypeError) as caught:
+        collection_class("db", "c")
+    assert str(caught.value) == "First argument to MotorCollection must be MotorDatabase, not 'db'"
+    other_flavour = next(d for _, d, _ in FLAVOURS.values() if d is not database_class)
+    with pytest.raises(TypeError, match="must be MotorDatabase"):
+        collection_class(other_flavour(client, "db"), "c")
+
+
+def test_database_constructor(flavour):
+    client, database_class, _ = flavour
+    db = database_class(client, "d", codec_options=CodecOptions(tz_aware=True))
+    assert db.name == "d" and db.codec_options.tz_aware and db.client is client
+    wrapped = database_class(client, "ignored", _delegate=client.delegate.other)
+    assert type(wrapped) is database_class and wrapped.name == "other"
+    with pytest.raises(TypeError, match=f"client must be a {type(client).__name__}"):
+        database_class("not a client", "d")
+
+
+def test_collection_database_is_the_database_it_came_from(flavour):
+    client, database_class, _ = flavour
+    db = client.db
+    assert db.coll.database is db
+    assert db["coll"].sub.database is db
+    assert db.get_collection("coll").database is db
+    assert db.coll.with_options(codec_options=CodecOptions()).database is db
+    # Made from a PyMongo collection: a database of the same flavour, made once.
+    wrapped = client.wrap(client.delegate.other.coll)
+    assert type(wrapped.database) is database_class and wrapped.database.name == "other"
+    assert wrapped.database is wrapped.database
+
+
+def test_watch_and_list_indexes_take_motors_parameters(flavour):
+    client, _, _ = flavour
+    coll = client.db.coll
+    with pytest.raises(TypeError, match="unexpected keyword argument 'fullDocument'"):
+        coll.watch(fullDocument="updateLookup")  # Motor's is full_document
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        client.watch(bogus=1)
+    with pytest.raises(TypeError, match="positional argument"):
+        coll.list_indexes(None, 5)
+
+
+@pytest.mark.parametrize("flavour_name", FLAVOURS)
+def test_watch_passes_its_options_to_the_stream(server_uri, flavour_name):
+    client_class, _, _ = FLAVOURS[flavour_name]
+
+    async def main():
+        client = client_class(server_uri)
+        coll = client.greenmotor_watch_options.coll
+        await coll.insert_one({"_id": 0})  # the stream needs the collection
+        async with coll.watch([{"$match": {"operationType": "insert"}}], batch_size=5) as stream:
+            await coll.update_one({"_id": 0}, {"$set": {"x": 1}})  # filtered out
+            await coll.insert_one({"_id": 1})
+            change = await stream.next()
+        async with await client.start_session() as session:
+            async with coll.watch(session=session) as stream:
+                assert await stream.try_next() is None
+        names = [index["name"] async for index in coll.list_indexes(session=None)]
+        await client.drop_database("greenmotor_watch_options")
+        client.close()
+        return change, names
+
+    if flavour_name == "asyncio":
+        change, names = asyncio.run(main())
+    else:
+        from tornado.ioloop import IOLoop
+
+        loop = IOLoop(make_current=False)
+        change, names = loop.run_sync(main)
+        loop.close()
+    assert change["operationType"] == "insert" and change["documentKey"] == {"_id": 1}
+    assert names == ["_id_"]

@@ -6,11 +6,15 @@ import asyncio
 
 import pytest
 from pymongo import ReadPreference
-from pymongo.errors import InvalidOperation, OperationFailure
+from pymongo.errors import ConnectionFailure, InvalidOperation, OperationFailure
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from greenmotor import MotorClientSession
+import greenmotor.core
+from failpoints import fail_command
+from fault_helpers import CommandRecorder
+from greenmotor import MotorClient, MotorClientSession
+from greenmotor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorClientSession
 
 
 async def test_start_session_both_styles(client, io_loop):
@@ -32,9 +36,12 @@ async def test_async_with_ends_the_session(client, io_loop):
     async with await client.start_session() as session:
         assert not session.has_ended
     assert session.has_ended
-    with pytest.raises(AttributeError, match="async with"):
+    with pytest.raises(AttributeError) as caught:
         with session:
             pass
+    assert str(caught.value) == (
+        "Use Motor sessions like 'async with await client.start_session()', not 'with'"
+    )
 
 
 async def test_causal_consistency(client, coll, io_loop):
@@ -201,3 +208,135 @@ async def test_bind_passes_the_session_implicitly(client, coll, sync_coll, io_lo
         await coll.find_one({"_id": 2})
     assert not kept.has_ended
     await kept.end_session()
+
+
+def transient_error() -> OperationFailure:
+    """What a server says when a transaction was aborted under it: retry it all."""
+    doc = {
+        "ok": 0,
+        "errmsg": "Transaction 7 has been aborted.",
+        "code": 251,
+        "codeName": "NoSuchTransaction",
+        "errorLabels": ["TransientTransactionError"],
+    }
+    return OperationFailure(doc["errmsg"], doc["code"], doc)
+
+
+@pytest.fixture
+def recorded(server_uri, io_loop):
+    """A client whose commands are recorded (CommandRecorder)."""
+    recorder = CommandRecorder()
+    client = MotorClient(server_uri, io_loop=io_loop, event_listeners=[recorder])
+    yield client, recorder
+    client.close()
+
+
+@pytest.fixture
+def no_retry_time(monkeypatch):
+    """with_transaction's retry limit at 0, where Motor's tests set it (motor.core is
+    greenmotor.core when greenmotor stands in for Motor)."""
+    monkeypatch.setattr(greenmotor.core, "_WITH_TRANSACTION_RETRY_TIME_LIMIT", 0, raising=False)
+
+
+async def test_with_transaction_gives_up_on_the_callbacks_error_after_the_limit(
+    recorded, coll, no_retry_time, io_loop
+):
+    client, recorder = recorded
+    own_coll = client[coll.database.name][coll.name]
+    await own_coll.insert_one({})  # create the collection outside the transaction
+    recorder.reset()
+
+    async def callback(session):
+        await own_coll.insert_one({}, session=session)
+        raise transient_error()
+
+    async with await client.start_session() as session:
+        with pytest.raises(OperationFailure, match="has been aborted") as caught:
+            await session.with_transaction(callback)
+    # Motor raises the last error itself (PyMongo 4.20's own with_transaction would turn it
+    # into a NetworkTimeout).
+    assert type(caught.value) is OperationFailure
+    assert [name for name, kind in recorder.events if kind == "started"] == [
+        "insert",
+        "abortTransaction",
+    ]
+
+
+async def test_with_transaction_gives_up_on_commit_errors_after_the_limit(
+    recorded, coll, sync_client, no_retry_time, io_loop
+):
+    client, recorder = recorded
+    own_coll = client[coll.database.name][coll.name]
+    await own_coll.insert_one({})
+
+    async def callback(session):
+        await own_coll.insert_one({}, session=session)
+
+    recorder.reset()
+    with fail_command(sync_client, ["commitTransaction"], errorCode=251):
+        async with await client.start_session() as session:
+            with pytest.raises(OperationFailure):
+                await session.with_transaction(callback)
+    assert [name for name, kind in recorder.events if kind == "started"] == [
+        "insert",
+        "commitTransaction",
+    ]
+
+    recorder.reset()
+    with fail_command(sync_client, ["commitTransaction"], times=2, closeConnection=True):
+        async with await client.start_session() as session:
+            with pytest.raises(ConnectionFailure):
+                await session.with_transaction(callback)
+    # PyMongo retries the commit once itself; with_transaction does not retry it again.
+    assert [name for name, kind in recorder.events if kind == "started"] == [
+        "insert",
+        "commitTransaction",
+        "commitTransaction",
+    ]
+
+
+async def test_with_transaction_retries_within_the_limit(recorded, coll, monkeypatch, io_loop):
+    monkeypatch.setattr(greenmotor.core, "_WITH_TRANSACTION_RETRY_TIME_LIMIT", 60, raising=False)
+    client, _ = recorded
+    attempts = []
+
+    async def callback(session):
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise transient_error()
+        return "committed"
+
+    async with await client.start_session() as session:
+        assert await session.with_transaction(callback) == "committed"
+    assert len(attempts) == 3
+
+
+@pytest.mark.parametrize(
+    ("client_class", "session_class"),
+    [(MotorClient, MotorClientSession), (AsyncIOMotorClient, AsyncIOMotorClientSession)],
+)
+def test_session_class_is_motors(server_uri, client_class, session_class):
+    # Motor's session class is not generic, unlike its client, database and collection.
+    with pytest.raises(TypeError, match=f"type '{session_class.__name__}' is not subscriptable"):
+        session_class[dict]
+    client = client_class(server_uri)
+
+    async def main():
+        # MotorClientSession(delegate, motor_client): Motor's constructor, wrapping PyMongo's.
+        session = session_class(client.delegate.start_session(), client)
+        await client.greenmotor_session_class.c.insert_one({"_id": 1}, session=session)
+        found = await client.greenmotor_session_class.c.find_one({}, session=session)
+        await session.end_session()
+        await client.drop_database("greenmotor_session_class")
+        return session, found
+
+    if client_class is AsyncIOMotorClient:
+        session, found = asyncio.run(main())
+    else:
+        from tornado.ioloop import IOLoop
+
+        loop = IOLoop(make_current=False)
+        session, found = loop.run_sync(main)
+        loop.close()
+    client.close()
+    assert found == {"_id": 1} and session.has_ended and session.client is client
