@@ -146,6 +146,11 @@ class LoopStallMonitor:
 
     async def __aexit__(self, *exc) -> None:
         assert self._task is not None
+        # Let the ticker tick once more: a stall that lasts to the end of the block (a
+        # blocking call as its last statement) is only measured by the next tick.
+        ticks = self.ticks
+        while self.ticks == ticks and not self._task.done():
+            await asyncio.sleep(self.interval)
         self._task.cancel()
         try:
             await self._task

@@ -177,3 +177,11 @@ async def test_the_monitor_sees_a_real_stall(stall_monitor, io_loop):
         time.sleep(0.1)  # blocks the loop, as a non-green wait would
         await asyncio.sleep(0.02)
     assert stalls.longest >= 0.09, stalls
+
+
+async def test_the_monitor_sees_a_stall_at_the_end_of_its_block(stall_monitor, io_loop):
+    """A blocking call as the block's last statement is measured too (one more tick)."""
+    async with stall_monitor() as stalls:
+        await asyncio.sleep(0.02)
+        time.sleep(0.1)
+    assert stalls.longest >= 0.09, stalls
