@@ -175,7 +175,7 @@ UNTESTED_ENV = "GREENMOTOR_UNTESTED_PYMONGO"
 
 
 def installed_minor() -> tuple[int, int]:
-    return (pymongo.version_tuple[0], pymongo.version_tuple[1])
+    return (int(pymongo.version_tuple[0]), int(pymongo.version_tuple[1]))
 
 
 def hooks_for(minor: tuple[int, int]) -> tuple[Hook, ...]:
