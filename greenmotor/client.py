@@ -73,8 +73,11 @@ class _CommonProperties(MotorWrapper):
     ) -> MotorChangeStream:
         """A change stream on this client, database or collection (PyMongo's arguments).
 
-        Returns at once; the stream opens on first use.
+        Returns at once; the stream opens on first use. ``session`` may be a
+        MotorClientSession or, as with Motor, the PyMongo session it wraps.
         """
+        if isinstance(session, MotorClientSession):
+            session = session.delegate
         options = dict(
             pipeline=pipeline,
             full_document=full_document,
@@ -89,7 +92,6 @@ class _CommonProperties(MotorWrapper):
             full_document_before_change=full_document_before_change,
             show_expanded_events=show_expanded_events,
         )
-        _, options = unwrap_all((), options)
         return self._flavoured(MotorChangeStream)(self, **options)
 
     def _latent(

@@ -362,6 +362,10 @@ def test_watch_passes_its_options_to_the_stream(server_uri, flavour_name):
         async with await client.start_session() as session:
             async with coll.watch(session=session) as stream:
                 assert await stream.try_next() is None
+            # As with Motor, the PyMongo session a MotorClientSession wraps will do too.
+            async with coll.watch(session=session.delegate) as stream:
+                await coll.insert_one({"_id": 2})
+                assert (await stream.next())["documentKey"] == {"_id": 2}
         names = [index["name"] async for index in coll.list_indexes(session=None)]
         await client.drop_database("greenmotor_watch_options")
         client.close()
