@@ -271,6 +271,14 @@ class MotorClient(_CommonProperties):
     def __getitem__(self, name: str) -> MotorDatabase:
         return MotorDatabase._from_delegate(self, self.delegate[name])
 
+    # Not in Motor (whose clients are closed with close()): greenmotor's documented way to
+    # close a client at the end of a block, as PyMongo's ``with MongoClient()`` does.
+    def __enter__(self) -> MotorClient:
+        return self
+
+    def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        self.close()
+
 
 class _Namespace(_CommonProperties):
     """A database or a collection: a name, not a value to test or a function to call.

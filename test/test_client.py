@@ -344,7 +344,7 @@ def test_handshake_puts_an_applications_driver_info_after_motors(flavour):
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
-def test_private_names_and_with_are_refused_as_by_motor(flavour):
+def test_private_names_are_refused_with_motors_message(flavour):
     cls, _ = FLAVOURS[flavour]
     client = cls("127.0.0.1", free_port())
     expected = (
@@ -353,10 +353,15 @@ def test_private_names_and_with_are_refused_as_by_motor(flavour):
     with pytest.raises(AttributeError, match=re.escape(expected)):
         client._x  # noqa: B018
     assert type(client["_x"]).__name__ == cls.__name__.replace("Client", "Database")
-    with pytest.raises(TypeError, match="does not support the context manager protocol"):
-        with client:  # Motor's clients are not context managers: close() them
-            pass
     client.close()
+
+
+def test_with_block_closes_the_client(server_uri, io_loop):
+    # Not in Motor; greenmotor's documented equivalent of PyMongo's `with MongoClient()`.
+    with MotorClient(server_uri, io_loop=io_loop) as client:
+        io_loop.run_sync(lambda: client.admin.command("ping"))
+    with pytest.raises(InvalidOperation, match="Cannot use MotorClient after close"):
+        io_loop.run_sync(lambda: client.admin.command("ping"))
 
 
 def test_pymongo_mongo_client_is_loaded_as_with_motor():
