@@ -25,12 +25,43 @@ class MotorChangeStream(MotorWrapper):
 
     __delegate_class__ = ChangeStream
 
-    def __init__(self, target: MotorWrapper, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        target: MotorWrapper,
+        pipeline: Any,
+        full_document: Any,
+        resume_after: Any,
+        max_await_time_ms: Any,
+        batch_size: Any,
+        collation: Any,
+        start_at_operation_time: Any,
+        session: Any,
+        start_after: Any,
+        comment: Any,
+        full_document_before_change: Any,
+        show_expanded_events: Any,
+    ) -> None:
+        """Motor's constructor: every argument of ``watch()`` on ``target`` (the client,
+        database or collection watched), all given, as ``watch`` does."""
         self.delegate = None
         self._client = target._client
         self._target = target.delegate
-        self._args = args
-        self._kwargs = kwargs
+        if isinstance(session, MotorWrapper):  # a MotorClientSession; PyMongo's passes as is
+            session = session.delegate
+        self._kwargs = {
+            "pipeline": pipeline,
+            "full_document": full_document,
+            "resume_after": resume_after,
+            "max_await_time_ms": max_await_time_ms,
+            "batch_size": batch_size,
+            "collation": collation,
+            "start_at_operation_time": start_at_operation_time,
+            "session": session,
+            "start_after": start_after,
+            "comment": comment,
+            "full_document_before_change": full_document_before_change,
+            "show_expanded_events": show_expanded_events,
+        }
         self._closed = False
 
     def __repr__(self) -> str:
@@ -40,7 +71,7 @@ class MotorChangeStream(MotorWrapper):
     def _open(self) -> ChangeStream:
         # In a greenlet: opening the stream is an aggregate command.
         if self.delegate is None:
-            self.delegate = self._target.watch(*self._args, **self._kwargs)
+            self.delegate = self._target.watch(**self._kwargs)
         return self.delegate
 
     def _run(self, method: str, callback: Any) -> Any:

@@ -162,3 +162,23 @@ async def test_next_after_close_and_keyword_only_callback(coll, sync_coll, io_lo
     assert change is None and isinstance(error, StopAsyncIteration)
     with pytest.raises(TypeError):
         stream.next(print)  # callback is keyword-only, as the rest of greenmotor
+
+
+async def test_session_as_motor_or_pymongo_session(client, coll, io_loop):
+    """Motor takes the MotorClientSession or the PyMongo session it wraps."""
+    await coll.insert_one({"_id": 0})
+    session = await client.start_session()
+    for given in (session, session.delegate):
+        async with coll.watch(session=given) as stream:
+            assert stream.delegate._session is session.delegate
+            await coll.insert_one({"_id": id(given)})
+            change = await asyncio.wait_for(stream.next(), 10)
+            assert change["documentKey"] == {"_id": id(given)}
+    # Motor's constructor, as watch() calls it: every argument given.
+    arguments = dict.fromkeys(inspect.signature(MotorChangeStream).parameters)
+    arguments.update(target=coll, session=session)
+    stream = MotorChangeStream(**arguments)
+    assert await stream.try_next() is None
+    assert stream.delegate._session is session.delegate
+    await stream.close()
+    await session.end_session()
