@@ -147,7 +147,8 @@ class _BaseCursor(MotorWrapper):
     async def next(self) -> Any:
         """The next document; raises ``StopAsyncIteration`` when there are no more.
 
-        At most one batch is fetched: a tailable cursor with nothing new stops here too.
+        As with Motor, a fetch that brings nothing ends the iteration: a tailable cursor
+        with nothing new stops here, and can be iterated again later.
         """
         while not self._buffer_size():
             # Another coroutine may take what one fetch brought: never read past the
