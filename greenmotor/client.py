@@ -76,8 +76,6 @@ class _CommonProperties(MotorWrapper):
         Returns at once; the stream opens on first use. ``session`` may be a
         MotorClientSession or, as with Motor, the PyMongo session it wraps.
         """
-        if isinstance(session, MotorClientSession):
-            session = session.delegate
         options = dict(
             pipeline=pipeline,
             full_document=full_document,
