@@ -208,7 +208,7 @@ async def test_tailable_await_cursor_waits_without_blocking(db, sync_client, sta
     await db.create_collection("capped", capped=True, size=100_000)
     sync_capped = sync_client[db.name].capped
     sync_capped.insert_one({"n": 0})
-    cursor = db.capped.find(cursor_type=CursorType.TAILABLE_AWAIT).max_await_time_ms(200)
+    cursor = db.capped.find(cursor_type=CursorType.TAILABLE_AWAIT).max_await_time_ms(5000)
     with pytest.raises(InvalidOperation, match="tailable"):
         cursor.to_list(None)
     assert (await cursor.next())["n"] == 0
@@ -219,6 +219,20 @@ async def test_tailable_await_cursor_waits_without_blocking(db, sync_client, sta
         doc = await asyncio.wait_for(waiting, 5)
     assert doc["n"] == 1
     assert stalls.longest < 0.05, stalls
+    await cursor.close()
+
+
+async def test_tailable_cursor_iteration_ends_at_an_empty_batch(db, sync_client, io_loop):
+    """As Motor: ``async for`` over a tailable cursor ends when a getMore brings nothing;
+    the cursor stays alive, and iterating it again later gets what came since."""
+    await db.create_collection("capped", capped=True, size=100_000)
+    sync_capped = sync_client[db.name].capped
+    sync_capped.insert_one({"n": 0})
+    cursor = db.capped.find(cursor_type=CursorType.TAILABLE_AWAIT).max_await_time_ms(50)
+    assert [doc["n"] async for doc in cursor] == [0]
+    assert cursor.alive
+    sync_capped.insert_one({"n": 1})
+    assert [doc["n"] async for doc in cursor] == [1]
     await cursor.close()
 
 
