@@ -18,25 +18,15 @@ from typing import Any, Awaitable, Callable
 from pymongo.errors import PyMongoError
 from pymongo.synchronous.client_session import ClientSession
 
-from greenmotor import core
 from greenmotor.metaprogramming import Async, Delegate, MotorWrapper, ReadOnly
 
 __all__ = ["MotorClientSession"]
 
-# The convenient transaction API gives up retrying after this long (transactions spec).
+# The convenient transaction API gives up retrying after this long (transactions spec);
+# read at each check, so a test may lower it (Motor's is motor.core's private
+# _WITH_TRANSACTION_RETRY_TIME_LIMIT).
 WITH_TRANSACTION_TIME_LIMIT = 120.0
 _MAX_TIME_EXPIRED = 50
-
-
-def with_transaction_time_limit() -> float:
-    """Seconds after which ``with_transaction`` stops retrying, read at each check.
-
-    Motor keeps it in ``motor.core._WITH_TRANSACTION_RETRY_TIME_LIMIT``, and test suites
-    written for Motor (Motor's own among them) lower it there to test the give-up path.
-    ``motor.core`` is :mod:`greenmotor.core` once greenmotor stands in for Motor, so a value
-    set there is honoured.
-    """
-    return getattr(core, "_WITH_TRANSACTION_RETRY_TIME_LIMIT", WITH_TRANSACTION_TIME_LIMIT)
 
 
 class MotorClientSession(MotorWrapper):
@@ -108,7 +98,7 @@ class MotorClientSession(MotorWrapper):
         started = time.monotonic()
 
         def time_left() -> bool:
-            return time.monotonic() - started < with_transaction_time_limit()
+            return time.monotonic() - started < WITH_TRANSACTION_TIME_LIMIT
 
         attempt = 0
         while True:

@@ -10,7 +10,7 @@ from pymongo.errors import ConnectionFailure, InvalidOperation, OperationFailure
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-import greenmotor.core
+import greenmotor.session
 from failpoints import fail_command
 from fault_helpers import CommandRecorder
 from greenmotor import MotorClient, MotorClientSession
@@ -233,9 +233,8 @@ def recorded(server_uri, io_loop):
 
 @pytest.fixture
 def no_retry_time(monkeypatch):
-    """with_transaction's retry limit at 0, where Motor's tests set it (motor.core is
-    greenmotor.core when greenmotor stands in for Motor)."""
-    monkeypatch.setattr(greenmotor.core, "_WITH_TRANSACTION_RETRY_TIME_LIMIT", 0, raising=False)
+    """with_transaction's retry limit at 0."""
+    monkeypatch.setattr(greenmotor.session, "WITH_TRANSACTION_TIME_LIMIT", 0)
 
 
 async def test_with_transaction_gives_up_on_the_callbacks_error_after_the_limit(
@@ -296,7 +295,7 @@ async def test_with_transaction_gives_up_on_commit_errors_after_the_limit(
 
 
 async def test_with_transaction_retries_within_the_limit(recorded, coll, monkeypatch, io_loop):
-    monkeypatch.setattr(greenmotor.core, "_WITH_TRANSACTION_RETRY_TIME_LIMIT", 60, raising=False)
+    monkeypatch.setattr(greenmotor.session, "WITH_TRANSACTION_TIME_LIMIT", 60)
     client, _ = recorded
     attempts = []
 

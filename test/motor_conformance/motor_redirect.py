@@ -38,11 +38,32 @@ MODULES: dict[str, str] = {
     "motor.motor_gridfs": "greenmotor.gridfs",
     "motor.web": "greenmotor.web",
     "motor.aiohttp": "greenmotor.aiohttp",
-    # Motor's core holds its Agnostic* classes and private constants; greenmotor's is its
-    # greenlet bridge. ``from motor import core`` would find greenmotor.core through the
-    # package's attributes anyway; ``import motor.core`` gives the same module.
-    "motor.core": "greenmotor.core",
 }
+
+
+class _MotorCore(types.ModuleType):
+    """``motor.core``: greenmotor's core, plus Motor's one private constant that its tests
+    set, ``_WITH_TRANSACTION_RETRY_TIME_LIMIT`` (test_motor_transaction.py lowers it to test
+    the give-up path), read and written through to greenmotor's own
+    :data:`greenmotor.session.WITH_TRANSACTION_TIME_LIMIT`."""
+
+    _LINKED = "_WITH_TRANSACTION_RETRY_TIME_LIMIT"
+
+    def __getattr__(self, name: str) -> object:
+        import greenmotor.core
+        import greenmotor.session
+
+        if name == self._LINKED:
+            return greenmotor.session.WITH_TRANSACTION_TIME_LIMIT
+        return getattr(greenmotor.core, name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        import greenmotor.session
+
+        if name == self._LINKED:
+            greenmotor.session.WITH_TRANSACTION_TIME_LIMIT = value  # type: ignore[assignment]
+        else:
+            super().__setattr__(name, value)
 
 
 def _motor_max_workers() -> int:
@@ -95,6 +116,7 @@ def install() -> None:
     motor.__path__ = []  # a package: its submodules come from the finder or sys.modules
     motor.__getattr__ = lambda name: getattr(greenmotor, name)  # type: ignore[method-assign]
     sys.modules["motor"] = motor
+    motor.core = sys.modules["motor.core"] = _MotorCore("motor.core")  # type: ignore[attr-defined]
     for motor_name, green_name in MODULES.items():
         try:
             module = importlib.import_module(green_name)

@@ -35,7 +35,10 @@ from motor.frameworks.asyncio import max_workers
 assert MotorClient is greenmotor.motor_tornado.MotorClient
 assert motor.MotorClient is greenmotor.MotorClient and MotorCollection is greenmotor.MotorCollection
 assert motor.version == greenmotor.version
-assert sys.modules["motor.core"] is core is greenmotor.core
+assert sys.modules["motor.core"] is core and core.spawn is greenmotor.core.spawn
+import greenmotor.session
+core._WITH_TRANSACTION_RETRY_TIME_LIMIT = 0
+assert greenmotor.session.WITH_TRANSACTION_TIME_LIMIT == 0
 assert isinstance(max_workers, int)
 try:
     import motor.metaprogramming
