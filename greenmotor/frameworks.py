@@ -60,7 +60,7 @@ class _Tornado(Framework):
 
     def check_io_loop(self, io_loop: Any) -> None:
         if not isinstance(io_loop, IOLoop):
-            raise TypeError(f"io_loop must be a tornado.ioloop.IOLoop, not {io_loop!r}")
+            raise TypeError(f"io_loop must be instance of IOLoop, not {io_loop!r}")
 
     def current_io_loop(self) -> IOLoop:
         return IOLoop.current()

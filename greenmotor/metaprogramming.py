@@ -52,8 +52,8 @@ def _unwrap(value: Any) -> Any:
 def unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Motor objects given as arguments (sessions, databases...) become PyMongo's."""
     session = kwargs.get("session")
-    if session is not None and not (
-        isinstance(session, MotorWrapper) and isinstance(session.delegate, ClientSession)
+    if session is not None and not isinstance(
+        _unwrap(session), ClientSession  # Motor also takes the PyMongo session itself
     ):
         raise TypeError(
             f"session must be a MotorClientSession (from await client.start_session()), "
@@ -126,7 +126,10 @@ class MotorAttribute:
 
     def wrapper_class(self, owner: MotorWrapper) -> type[MotorWrapper] | None:
         """The class of ``owner``'s flavour that wraps the result, if any."""
-        return owner._framework.classes[self.wrap] if self.wrap else None  # type: ignore[no-any-return]
+        if self.wrap is None:
+            return None
+        made = owner._framework.classes.get(self.wrap)
+        return made or for_framework(owner._framework, TORNADO.classes[self.wrap])
 
     def delegate_doc(self, cls: type[MotorWrapper], name: str) -> str:
         target = getattr(cls.__delegate_class__, name, None)
@@ -299,8 +302,8 @@ class MotorWrapper:
         return self._client.get_io_loop()
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, MotorWrapper):
-            return type(self) is type(other) and self.delegate == other.delegate
+        if isinstance(other, type(self)):  # as Motor: an instance of this class, or a subclass
+            return bool(self.delegate == other.delegate)
         return NotImplemented
 
     def __hash__(self) -> int:

@@ -18,6 +18,8 @@ import pytest
 from tornado.ioloop import IOLoop
 
 import greenmotor
+import greenmotor.motor_asyncio
+import greenmotor.motor_tornado
 from servers import SecantusServer, uri_from_environment
 
 TEST_TIMEOUT = 60
@@ -163,3 +165,62 @@ class LoopStallMonitor:
 @pytest.fixture
 def stall_monitor():
     return LoopStallMonitor
+
+
+class Flavour:
+    """One flavour of greenmotor's classes, and a way to run a test coroutine in it.
+
+    ``flavour.MotorGridIn`` is ``AsyncIOMotorGridIn`` in the asyncio flavour. ``run(body)``
+    runs ``await body(collection)`` with a fresh client of the flavour on a fresh loop of its
+    kind (a Tornado IOLoop, or ``asyncio.run`` with no IOLoop at all); the collection is in a
+    database of its own (``db_name``), dropped when the fixture ends.
+    """
+
+    def __init__(self, name: str, server_uri: str = "", sync_client=None) -> None:
+        self.name = name
+        self.asyncio = name == "asyncio"
+        self.server_uri = server_uri
+        self.db_name = f"greenmotor_test_{uuid.uuid4().hex[:8]}"
+        self.sync_coll = None if sync_client is None else sync_client[self.db_name].test_collection
+
+    def __repr__(self) -> str:
+        return f"<Flavour {self.name}>"
+
+    def __getattr__(self, declared_name: str):
+        if not declared_name.startswith("Motor"):
+            raise AttributeError(declared_name)
+        module = greenmotor.motor_asyncio if self.asyncio else greenmotor.motor_tornado
+        return getattr(module, ("AsyncIO" if self.asyncio else "") + declared_name)
+
+    def run_loop(self, coro_fn):
+        """Run ``coro_fn()`` to completion on a fresh loop of this flavour's kind."""
+        if self.asyncio:
+            return asyncio.run(coro_fn())
+        loop = IOLoop(make_current=False)
+        try:
+            return loop.run_sync(coro_fn, timeout=TEST_TIMEOUT)
+        finally:
+            loop.close(all_fds=False)
+
+    def run(self, body):
+        async def main():
+            client = self.MotorClient(self.server_uri)
+            try:
+                return await body(client[self.db_name].test_collection)
+            finally:
+                client.close()
+
+        return self.run_loop(main)
+
+
+@pytest.fixture(params=["tornado", "asyncio"])
+def flavour(request, server_uri, sync_client):
+    """Runs the test in each flavour (see :class:`Flavour`)."""
+    flavour = Flavour(request.param, server_uri, sync_client)
+    yield flavour
+    sync_client.drop_database(flavour.db_name)
+
+
+@pytest.fixture
+def other_flavour(flavour):
+    return Flavour("tornado" if flavour.asyncio else "asyncio", flavour.server_uri)

@@ -10,7 +10,6 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from greenmotor import MotorChangeStream
-from test_cursor import flavour  # noqa: F401 - the fixture running a test in both flavours
 
 
 async def test_watch_collection(coll, sync_coll, io_loop):

@@ -21,26 +21,12 @@ from tornado.ioloop import IOLoop
 
 import greenmotor
 from greenmotor import GreenmotorUsageError, MotorClient, MotorDatabase
-from greenmotor.motor_asyncio import AsyncIOMotorClient
+from conftest import Flavour
 from scripted_servers import HELLO
 from servers import free_port
 
-#: Each flavour's client class and the platform Motor names in the handshake.
-FLAVOURS = {
-    "tornado": (MotorClient, f"Tornado {tornado.version}"),
-    "asyncio": (AsyncIOMotorClient, "asyncio"),
-}
-
-
-def run_in(flavour, coro_fn):
-    """Run ``coro_fn()`` to completion on a fresh loop of the flavour's kind."""
-    if flavour == "asyncio":
-        return asyncio.run(coro_fn())
-    loop = IOLoop(make_current=False)
-    try:
-        return loop.run_sync(coro_fn)
-    finally:
-        loop.close()
+#: The platform Motor names in the handshake, per flavour.
+PLATFORMS = {"tornado": f"Tornado {tornado.version}", "asyncio": "asyncio"}
 
 
 def test_constructor_does_no_io_and_starts_no_threads(io_loop):
@@ -295,21 +281,21 @@ class HandshakeRecorder:
 
     def handshakes_of(self, flavour: str, **kwargs) -> list[dict]:
         """The metadata a new client of ``flavour`` sends while it runs one command."""
-        cls, _ = FLAVOURS[flavour]
+        cls = Flavour(flavour).MotorClient
 
         async def ping():
             client = cls(self._server.uri, **kwargs)
             await client.admin.command("ping")
             client.close()
 
-        run_in(flavour, ping)
+        Flavour(flavour).run_loop(ping)
         return self.metadata
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("flavour", PLATFORMS)
 def test_handshake_names_motor_and_its_framework(flavour):
     """Servers log, and tools (and Motor's tests) read, what Motor 3.7 sends."""
-    _, platform = FLAVOURS[flavour]
+    platform = PLATFORMS[flavour]
     with HandshakeRecorder() as server:
         handshakes = server.handshakes_of(flavour)
     assert len(handshakes) >= 2  # the monitor's connection and the command's
@@ -321,9 +307,9 @@ def test_handshake_names_motor_and_its_framework(flavour):
         assert meta["platform"].endswith(f"|{platform}")
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("flavour", PLATFORMS)
 def test_handshake_puts_an_applications_driver_info_after_motors(flavour):
-    _, platform = FLAVOURS[flavour]
+    platform = PLATFORMS[flavour]
     ours = f"3.7.1+greenmotor.{greenmotor.version}"
     with HandshakeRecorder() as server:
         driver = DriverInfo("Foo", "1.1.1", "FooPlat")
@@ -343,9 +329,9 @@ def test_handshake_puts_an_applications_driver_info_after_motors(flavour):
     assert meta["platform"].endswith(f"|{platform}")
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
+@pytest.mark.parametrize("flavour", PLATFORMS)
 def test_private_names_are_refused_with_motors_message(flavour):
-    cls, _ = FLAVOURS[flavour]
+    cls = Flavour(flavour).MotorClient
     client = cls("127.0.0.1", free_port())
     expected = (
         f"{cls.__name__} has no attribute '_x'. To access the _x database, use client['_x']."

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
-import uuid
 import warnings
 
 import pytest
@@ -13,9 +12,7 @@ from bson import decode_all
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, DESCENDING, CursorType
 from pymongo.errors import InvalidOperation, OperationFailure
-from tornado.ioloop import IOLoop
 
-import greenmotor
 from greenmotor import (
     MotorCommandCursor,
     MotorCursor,
@@ -23,7 +20,6 @@ from greenmotor import (
     MotorRawBatchCursor,
 )
 from greenmotor.cursor import FETCH_NEXT_DEPRECATED, NEXT_OBJECT_DEPRECATED
-from greenmotor.motor_asyncio import AsyncIOMotorClient
 
 
 @pytest.fixture
@@ -313,42 +309,6 @@ async def test_cursor_collection(coll, io_loop):
 # asyncio's AsyncIOMotorClient under asyncio.run).
 
 
-class Flavour:
-    """Runs a coroutine function ``body(collection)`` on a fresh client of one flavour."""
-
-    def __init__(self, name: str, server_uri: str, sync_client, db_name: str) -> None:
-        self.name = name
-        self.server_uri = server_uri
-        self.sync_coll = sync_client[db_name].test_collection
-        self.db_name = db_name
-
-    def run(self, body):
-        async def main():
-            if self.name == "tornado":
-                client = greenmotor.MotorClient(self.server_uri, io_loop=loop)
-            else:
-                client = AsyncIOMotorClient(self.server_uri)
-            try:
-                return await body(client[self.db_name].test_collection)
-            finally:
-                client.close()
-
-        if self.name == "asyncio":
-            return asyncio.run(main())
-        loop = IOLoop(make_current=False)
-        try:
-            return loop.run_sync(main, timeout=60)
-        finally:
-            loop.close(all_fds=False)
-
-
-@pytest.fixture(params=["tornado", "asyncio"])
-def flavour(request, server_uri, sync_client):
-    db_name = f"greenmotor_test_{uuid.uuid4().hex[:8]}"
-    yield Flavour(request.param, server_uri, sync_client, db_name)
-    sync_client.drop_database(db_name)
-
-
 def test_fetch_next_and_next_object_warn_as_motor_does(flavour):
     flavour.sync_coll.insert_many([{"_id": i} for i in range(3)])
 
@@ -414,13 +374,7 @@ def test_started_and_closed_as_motor(flavour, make):
         states.append(contrast.closed)
         return first, states
 
-    try:
-        first, states = flavour.run(body)
-    except KeyError:
-        if (flavour.name, make) == ("asyncio", "find_raw_batches"):
-            pytest.xfail("metaprogramming.MotorAttribute.wrapper_class looks the asyncio "
-                         "class up by name before for_framework made it")
-        raise
+    first, states = flavour.run(body)
     first = decode_all(first)[0] if isinstance(first, bytes) else first
     assert first == {"_id": 0}
     assert states == [(False, False), (True, False), (True, True), False, True]

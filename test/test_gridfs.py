@@ -11,7 +11,6 @@ import asyncio
 import datetime
 import hashlib
 import io
-import uuid
 
 import gridfs
 import pytest
@@ -19,10 +18,7 @@ from gridfs.errors import NoFile
 from pymongo.errors import InvalidOperation
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
-from tornado.ioloop import IOLoop
 
-import greenmotor.motor_asyncio
-import greenmotor.motor_tornado
 from greenmotor import MotorGridFSBucket, MotorGridIn, MotorGridOut, MotorGridOutCursor
 from greenmotor.gridfs import _hash_gridout
 
@@ -180,53 +176,6 @@ def test_bucket_needs_a_motor_database():
 # --- Both flavours -------------------------------------------------------------------------
 
 
-class Flavour:
-    """One flavour's classes (``flavour.MotorGridIn`` is ``AsyncIOMotorGridIn`` for asyncio)
-    and a way to run a test coroutine on that flavour's loop with a fresh database."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.asyncio = name == "asyncio"
-        self.module = greenmotor.motor_asyncio if self.asyncio else greenmotor.motor_tornado
-
-    def __repr__(self) -> str:
-        return f"<Flavour {self.name}>"
-
-    def __getattr__(self, declared_name: str):
-        prefix = "AsyncIO" if self.asyncio else ""
-        return getattr(self.module, prefix + declared_name)
-
-    def run(self, server_uri, test):
-        """``await test(db)`` with a database of this flavour, dropped afterwards."""
-
-        async def main():
-            client = self.MotorClient(server_uri)
-            db = client[f"greenmotor_gridfs_{uuid.uuid4().hex[:8]}"]
-            try:
-                return await test(db)
-            finally:
-                await client.drop_database(db.name)
-                client.close()
-
-        if self.asyncio:
-            return asyncio.run(main())
-        io_loop = IOLoop(make_current=False)
-        try:
-            return io_loop.run_sync(main, timeout=60)
-        finally:
-            io_loop.close()
-
-
-@pytest.fixture(params=["tornado", "asyncio"])
-def flavour(request):
-    return Flavour(request.param)
-
-
-@pytest.fixture
-def other_flavour(flavour):
-    return Flavour("tornado" if flavour.asyncio else "asyncio")
-
-
 def test_grid_in_takes_motors_constructor_arguments(flavour, server_uri):
     async def test(db):
         grid_in = flavour.MotorGridIn(
@@ -250,7 +199,7 @@ def test_grid_in_takes_motors_constructor_arguments(flavour, server_uri):
         assert (grid_out.author, grid_out.content_type, grid_out.length) == ("me", "text/html", 10)
         assert await grid_out.read() == b"ten bytes!"
 
-    flavour.run(server_uri, test)
+    flavour.run(lambda coll: test(coll.database))
 
 
 def test_grid_in_and_out_need_a_collection_of_their_flavour(flavour, other_flavour, server_uri):
@@ -285,7 +234,7 @@ def test_grid_in_set_before_and_after_close(flavour, server_uri):
         )
         assert "content_type" not in await db.fs.files.find_one({"_id": "f"})
 
-    flavour.run(server_uri, test)
+    flavour.run(lambda coll: test(coll.database))
 
 
 def test_failed_async_with_marks_closed_and_leaves_a_stored_file_alone(flavour, server_uri):
@@ -311,7 +260,7 @@ def test_failed_async_with_marks_closed_and_leaves_a_stored_file_alone(flavour, 
         assert grid_in.closed
         assert await db.fs.files.count_documents({"_id": "new"}) == 0
 
-    flavour.run(server_uri, test)
+    flavour.run(lambda coll: test(coll.database))
 
 
 def test_grid_out_properties_need_open(flavour, server_uri):
@@ -340,7 +289,7 @@ def test_grid_out_properties_need_open(flavour, server_uri):
         with pytest.raises(NoFile):
             await flavour.MotorGridOut(db.fs, file_document={}).open()
 
-    flavour.run(server_uri, test)
+    flavour.run(lambda coll: test(coll.database))
 
 
 def test_grid_out_reads_lines_and_closes(flavour, server_uri):
@@ -355,7 +304,7 @@ def test_grid_out_reads_lines_and_closes(flavour, server_uri):
         assert [chunk async for chunk in grid_out] == [b"one\n", b"two\n", b"thre", b"e"]
         assert await grid_out.close() is None
 
-    flavour.run(server_uri, test)
+    flavour.run(lambda coll: test(coll.database))
 
 
 class FlushReturnsNone:
@@ -395,7 +344,7 @@ def test_stream_to_handler(flavour, server_uri, handler_class):
             results.append((handler.data, handler.flushes))
         return results
 
-    assert flavour.run(server_uri, test) == [(b"", 0), (b"a", 1), (b"ten bytes!", 3)]
+    assert flavour.run(lambda coll: test(coll.database)) == [(b"", 0), (b"a", 1), (b"ten bytes!", 3)]
 
 
 def test_write_a_grid_out_into_a_grid_in(flavour, server_uri):
@@ -408,7 +357,7 @@ def test_write_a_grid_out_into_a_grid_in(flavour, server_uri):
         await copy.close()
         return await (await bucket.open_download_stream(copy._id)).read()
 
-    assert flavour.run(server_uri, test) == b"copy me"
+    assert flavour.run(lambda coll: test(coll.database)) == b"copy me"
 
 
 def test_bucket_options_and_collection(flavour, server_uri):
@@ -426,7 +375,7 @@ def test_bucket_options_and_collection(flavour, server_uri):
         file_id = await bucket.upload_from_stream("f", b"0123456789")
         assert await db["images.chunks"].count_documents({"files_id": file_id}) == 2
 
-    flavour.run(server_uri, test)
+    flavour.run(lambda coll: test(coll.database))
 
 
 def test_bucket_collection_parameter_is_deprecated(flavour, server_uri):
@@ -478,7 +427,7 @@ def test_grid_out_cursor(flavour, server_uri):
         made = flavour.MotorGridOutCursor(bucket.delegate.find({"filename": "b"}), db.fs)
         assert [await f.read() async for f in made] == [b"b"]
 
-    flavour.run(server_uri, test)
+    flavour.run(lambda coll: test(coll.database))
 
 
 def test_hash_gridout_is_motors_etag(flavour, server_uri):
@@ -492,5 +441,5 @@ def test_hash_gridout_is_motors_etag(flavour, server_uri):
         pymongo_out = gridfs.GridOut(db.fs.delegate, file_document=grid_out.delegate._file)
         return expected, _hash_gridout(grid_out), _hash_gridout(pymongo_out)
 
-    expected, from_motor, from_pymongo = flavour.run(server_uri, test)
+    expected, from_motor, from_pymongo = flavour.run(lambda coll: test(coll.database))
     assert from_motor == from_pymongo == expected and len(expected) == 64

@@ -182,10 +182,16 @@ async def test_session_from_another_client_is_refused(client, server_uri, coll, 
 async def test_session_argument_type_is_checked(coll, sync_client, io_loop):
     with pytest.raises(TypeError, match="session must be a MotorClientSession"):
         coll.insert_one({}, session="not a session")
-    plain = sync_client.start_session()
     with pytest.raises(TypeError, match="session must be a MotorClientSession"):
-        coll.find_one({}, session=plain)
-    plain.end_session()
+        coll.find_one({}, session=coll)
+
+
+async def test_pymongo_session_is_accepted_as_in_motor(client, coll, io_loop):
+    """Motor passes a PyMongo ClientSession through (``session.delegate``); so does greenmotor."""
+    session = await client.start_session()
+    await coll.insert_one({"_id": 1}, session=session.delegate)
+    assert await coll.find_one({}, session=session.delegate) == {"_id": 1}
+    await session.end_session()
 
 
 async def test_bind_passes_the_session_implicitly(client, coll, sync_coll, io_loop):
