@@ -1,9 +1,10 @@
 """Fail at import, with a clear message, on a PyMongo greenmotor has not been tested with.
 
 greenmotor reaches into a few private places of PyMongo: its socket factory, its read loop,
-its pool's wait queues, its client's opening. Private names move between minor releases, so
-:data:`SUPPORTED` says, for each PyMongo minor greenmotor is tested with, which places it
-relies on there and what it relies on in each (a :class:`Hook`). At import,
+its pool's wait queues, its client's opening, its KMS requests for client-side encryption.
+Private names move between minor releases, so :data:`SUPPORTED` says, for each PyMongo minor
+greenmotor is tested with, which places it relies on there and what it relies on in each
+(a :class:`Hook`). At import,
 :func:`check_pymongo` checks that the installed PyMongo is one of those minors and that every
 one of its hooks still holds.
 
@@ -120,7 +121,8 @@ _COMMON = (
     _hook("pymongo.pool_shared:_create_connection",
           "green_socket._connect_tcp re-implements it (DNS, connect, socket options)"),
     _hook("pymongo.pool_shared:_configured_socket",
-          "green_socket.green_socket_interface re-implements its TLS handshake"),
+          "green_socket.green_socket_interface re-implements its TLS handshake; green_kms "
+          "replaces it in its copy of _connect_kms", params="address options"),
     _hook("pymongo.pool_shared:_CancellationContext.cancel",
           "GreenCancellation extends it to wake a parked greenlet"),
     _hook("pymongo.pool_shared:_get_ssl_session", "green_socket caches TLS sessions with it",
@@ -146,6 +148,26 @@ _COMMON = (
           "install_green_sleeps swaps the module its retry back-off sleeps with"),
     _hook("pymongo.synchronous.client_session:time",
           "install_green_sleeps swaps the module with_transaction sleeps with"),
+    # Client-side field level encryption (greenmotor/green_kms.py).
+    _hook("pymongo.synchronous._kms_connect:_connect_kms",
+          "green_kms runs a copy of it with green connect and TLS wrapping",
+          looks_up="_configured_socket _wrap_socket_tls",
+          params="address opts kms_connect_callback timeout"),
+    _hook("pymongo.pool_shared:_wrap_socket_tls",
+          "green_kms replaces it in its copy of _connect_kms", params="sock address options"),
+    _hook("pymongo.synchronous.encryption:_EncryptionIO.kms_request",
+          "GreenEncryptionIO runs a copy of it with green connect, TLS context and sleep",
+          looks_up="_connect_kms get_ssl_context time"),
+    _hook("pymongo.synchronous.encryption:_EncryptionIO.spawn",
+          "GreenEncryptionIO spawns mongocryptd off the loop", looks_up="_spawn_daemon"),
+    _hook("pymongo.synchronous.encryption:ClientEncryption.__init__",
+          "GreenClientEncryption builds a GreenEncryptionIO in a copy of it",
+          looks_up="_EncryptionIO"),
+    _hook("pymongo.synchronous.encryption:_Encrypter.__init__",
+          "GreenEncrypter builds a GreenEncryptionIO and a green mongocryptd client in a copy",
+          looks_up="_EncryptionIO MongoClient"),
+    _hook("pymongo.daemon:_spawn_daemon", "green_kms runs it in the loop's executor",
+          params="args"),
 )
 
 #: PyMongo minor -> the hooks greenmotor relies on in it. The newest minor comes last.
