@@ -62,7 +62,9 @@ nitpick_ignore_regex = [
 autodoc_member_order = "groupwise"
 autodoc_default_options = {"members": True, "undoc-members": True}
 autodoc_typehints = "signature"
-autodoc_preserve_defaults = True
+# Off: a generated method shows PyMongo's signature plus callback, which its source (what this
+# option reads) does not have.
+autodoc_preserve_defaults = False
 
 # -- doctest ---------------------------------------------------------------------------------
 # Only explicit ``.. doctest::`` / ``.. testcode::`` blocks run. Plain ``>>>`` blocks are
@@ -187,17 +189,24 @@ def _resolve(dotted: str):
 
 
 def _generated_method(obj):
-    """(attr_name, is_async) if obj was built by greenmotor.metaprogramming, else None."""
-    func = obj.fget if isinstance(obj, property) else obj
-    if getattr(func, "__module__", None) != "greenmotor.metaprogramming":
+    """(attr_name, is_async) if obj was built by greenmotor.metaprogramming, else None.
+
+    A generated method wraps PyMongo's (``__wrapped__``) and carries its signature, plus a
+    keyword-only ``callback`` when it answers with a Future.
+    """
+    if isinstance(obj, property):  # a ReadOnly declaration: PyMongo's attribute, read through
+        if getattr(obj.fget, "__module__", None) != "greenmotor.metaprogramming":
+            return None
+        attr_name = inspect.getclosurevars(obj.fget).nonlocals.get("attr_name")
+        return None if attr_name is None else (attr_name, False)
+    func = obj
+    wrapped = getattr(func, "__wrapped__", None)
+    if not inspect.isfunction(func) or wrapped is None:
         return None
-    if not inspect.isfunction(func):
-        return None
-    nonlocals = inspect.getclosurevars(func).nonlocals
-    if "attr_name" not in nonlocals:
+    if not getattr(wrapped, "__module__", "").startswith(("pymongo.", "gridfs.")):
         return None
     is_async = "callback" in inspect.signature(func).parameters
-    return nonlocals["attr_name"], is_async
+    return wrapped.__name__, is_async
 
 
 def _delegate_target(name: str, attr_name: str):
@@ -239,29 +248,13 @@ def process_docstring(app, what, name, obj, options, lines):
 
 
 def process_signature(app, what, name, obj, options, signature, return_annotation):
-    """Show PyMongo's parameters (and ``callback``) instead of ``(*args, **kwargs)``."""
-    generated = _generated_method(obj)
-    if generated is None or isinstance(obj, property):
+    """Show PyMongo's parameters (and ``callback``), without PyMongo's annotations."""
+    if _generated_method(obj) is None or isinstance(obj, property):
         return None
-    attr_name, is_async = generated
-    target = _delegate_target(name, attr_name)
-    if target is None or not callable(target):
-        return None
-    try:
-        sig = inspect.signature(target)
-    except (TypeError, ValueError):
-        return None
-    params = list(sig.parameters.values())[1:]  # PyMongo's self
+    params = list(inspect.signature(obj).parameters.values())[1:]  # self
     # Annotations name PyMongo's types (ClientSession, not MotorClientSession): leave them out.
     params = [p.replace(annotation=inspect.Parameter.empty) for p in params]
-    if is_async:
-        callback = inspect.Parameter("callback", inspect.Parameter.KEYWORD_ONLY, default=None)
-        if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
-            params.insert(len(params) - 1, callback)
-        else:
-            params.append(callback)
-    shown = inspect.Signature(params)
-    return str(shown), None
+    return str(inspect.Signature(params)), None
 
 
 # -- the reference is complete --------------------------------------------------------------
