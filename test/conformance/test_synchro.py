@@ -111,8 +111,9 @@ def test_private_names_are_pymongos_and_missing_public_methods_refused(facade, t
     assert facade._topology is facade.delegate._topology
     cursor = things.find()
     assert cursor.collection == things  # a data attribute: PyMongo's, wrapped back
-    with pytest.raises(AttributeError, match="greenmotor's MotorCursor has no 'max_scan'"):
-        cursor.max_scan(10)  # a PyMongo method greenmotor lacks: not run behind its back
+    bucket = synchro.GridFSBucket(things.database)
+    with pytest.raises(AttributeError, match="greenmotor's MotorGridFSBucket has no 'delete_by_n"):
+        bucket.delete_by_name("x")  # a PyMongo method greenmotor (as Motor) lacks: not run
     with pytest.raises(TypeError, match="'Collection' object is not iterable"):
         iter(things)
 
