@@ -164,7 +164,7 @@ class AIOHTTPGridFS:
         # empty files, so a HEAD would not show what the GET sends.
         response.content_type = _content_type_of(gridout, path) or "application/octet-stream"
         response.headers["Etag"] = f'"{checksum}"'
-        cache_time = self._get_cache_time(path, gridout.upload_date, gridout.content_type)
+        cache_time = self._get_cache_time(path, gridout.upload_date, response.content_type)
         if cache_time > 0:
             expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
                 seconds=cache_time

@@ -34,7 +34,9 @@ def _content_type_of(gridout: Any, path: str) -> str | None:
     ``GridOut.content_type``), else ``metadata.contentType`` (where ``GridFSBucket``
     uploads keep it, following the GridFS spec).
     """
-    own = gridout.content_type or (gridout.metadata or {}).get("contentType")
+    # The loaded file document itself: PyMongo's content_type property warns of its removal.
+    document = gridout.delegate._file
+    own = document.get("contentType") or (document.get("metadata") or {}).get("contentType")
     return own or mimetypes.guess_type(path)[0]
 
 
