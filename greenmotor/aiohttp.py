@@ -164,7 +164,9 @@ class AIOHTTPGridFS:
         # empty files, so a HEAD would not show what the GET sends.
         response.content_type = _content_type_of(gridout, path) or "application/octet-stream"
         response.headers["Etag"] = f'"{checksum}"'
-        cache_time = self._get_cache_time(path, gridout.upload_date, response.content_type)
+        # As Motor: the stored contentType (read from the document: the property warns).
+        stored_type = gridout.delegate._file.get("contentType")
+        cache_time = self._get_cache_time(path, gridout.upload_date, stored_type)
         if cache_time > 0:
             expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
                 seconds=cache_time
