@@ -114,3 +114,22 @@ def test_import_fails_cleanly_in_a_fresh_interpreter():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 1
     assert f"ImportError: greenmotor supports {SUPPORTED_RANGE}, but: PyMongo" in result.stderr
+
+
+def test_the_matrix_installs_every_floor_and_minor_setup_cfg_claims():
+    """tools/run-matrix derives its cells from setup.cfg: each floor and minor gets one."""
+    config = configparser.ConfigParser()
+    config.read(SETUP_CFG)
+    requires = config["options"]["install_requires"].split()
+    floors = [r.replace(">=", "==") for r in requires if not r.startswith("pymongo")]
+    result = subprocess.run(
+        [sys.executable, str(SETUP_CFG.parent / "tools" / "run-matrix"), "--list"],
+        capture_output=True, text=True, check=True,
+    )
+    cells = result.stdout.splitlines()
+    assert cells[0].startswith("main ")  # tools/run-tests, newest releases
+    oldest = [line for line in cells if all(f in line.split() for f in floors)]
+    assert oldest, f"no cell installs {floors}:\n{result.stdout}"
+    for minor in sorted(SUPPORTED)[:-1]:  # the newest minor is the main cell's
+        pin = f"pymongo=={minor[0]}.{minor[1]}.*"
+        assert any(pin in line.split() and "conformance" in line for line in cells), pin
