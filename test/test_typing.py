@@ -1,4 +1,7 @@
-"""greenmotor ships py.typed, and mypy accepts typical application code."""
+"""greenmotor ships py.typed and type stubs, and mypy accepts typical application code.
+
+How mypy's verdicts compare with Motor's stubs is in typing/test_motor_typing_verdicts.py.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import pytest
 import greenmotor
 
 HERE = pathlib.Path(__file__).parent / "typing"
+REPO = pathlib.Path(__file__).resolve().parent.parent
+PACKAGE = pathlib.Path(greenmotor.__file__).parent
 mypy = pytest.importorskip("mypy", reason="mypy is in the test extra")
 
 
@@ -23,7 +28,7 @@ def run_mypy(path: pathlib.Path) -> subprocess.CompletedProcess:
 
 
 def test_py_typed_marker_is_shipped():
-    assert (pathlib.Path(greenmotor.__file__).parent / "py.typed").exists()
+    assert (PACKAGE / "py.typed").exists()
 
 
 def test_mypy_accepts_typical_application_code():
@@ -34,5 +39,21 @@ def test_mypy_accepts_typical_application_code():
 def test_mypy_reports_real_type_errors():
     result = run_mypy(HERE / "app_bad.py")
     assert result.returncode == 1, result.stdout
-    assert 'expression has type "MotorDatabase", variable has type "int"' in result.stdout
-    assert "Missing positional argument" in result.stdout
+    assert 'expression has type "MotorDatabase[Any]", variable has type "int"' in result.stdout
+    assert 'Missing positional argument "name" in call to "MotorDatabase"' in result.stdout
+
+
+def test_stubs_are_generated_from_the_current_declarations():
+    """greenmotor/*.pyi are what tools/generate_typing.py makes of the declarations and
+    annotations now: regenerate them after changing either."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "generate_typing.py"), "--check"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_stubs_are_shipped():
+    stubs = {path.name for path in PACKAGE.glob("*.pyi")}
+    assert {"client.pyi", "cursor.pyi", "motor_asyncio.pyi"} <= stubs
+    assert "*.pyi" in (REPO / "setup.cfg").read_text().split("[options.package_data]")[1]
