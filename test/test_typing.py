@@ -39,8 +39,19 @@ def test_mypy_accepts_typical_application_code():
 def test_mypy_reports_real_type_errors():
     result = run_mypy(HERE / "app_bad.py")
     assert result.returncode == 1, result.stdout
-    assert 'expression has type "MotorDatabase[Any]", variable has type "int"' in result.stdout
-    assert 'Missing positional argument "name" in call to "MotorDatabase"' in result.stdout
+    expected = {
+        9: 'expression has type "MotorDatabase[Any]", variable has type "int"',
+        10: 'Missing positional argument "name" in call to "MotorDatabase"',
+        12: 'Argument 1 to "insert_one" of "MotorCollection" has incompatible type',
+        13: 'Argument 1 to "limit" of "MotorCursor" has incompatible type "str"',
+        15: 'Argument "callback" to "update_one" of "MotorCollection" has incompatible type',
+    }
+    errors = {
+        int(line.split(":")[1]): line for line in result.stdout.splitlines() if ": error:" in line
+    }
+    assert sorted(errors) == sorted(expected), result.stdout
+    for number, message in expected.items():
+        assert message in errors[number]
 
 
 def test_stubs_are_generated_from_the_current_declarations():

@@ -22,9 +22,9 @@ greenmotor as Motor 3's published stubs let them check it against Motor:
   PyMongo method of the same name gives the types of same-named parameters, and the result
   (an ``asyncio.Future`` of it if the method takes ``callback``);
 * classes are generic in the document type as Motor's are (``MotorCollection[Movie]``,
-  whose ``find_one`` gives a ``Movie``); a cursor is generic in what it yields
-  (``MotorGridOutCursor`` yields ``MotorGridOut``). Session and GridFS classes are not
-  generic, as at run time;
+  whose ``find_one`` gives a ``Movie`` and whose cursors yield ``Movie``); the type
+  parameter defaults to ``Any`` (see :func:`typevar_lines`). Session and GridFS classes
+  (``MotorGridOutCursor`` too, whose items are files) are not generic, as in Motor;
 * parameters take the Tornado classes (``session: MotorClientSession | None``), which the
   asyncio classes subclass; results are of the owner's flavour: the asyncio classes of
   ``motor_asyncio.pyi`` redeclare each member whose result names a public class
@@ -67,11 +67,17 @@ sys.path.insert(0, str(REPO))
 
 import pymongo  # noqa: E402
 
-import greenmotor  # noqa: E402
-import greenmotor.motor_asyncio  # noqa: E402, F401 - makes the asyncio flavour's classes
+import greenmotor.motor_asyncio  # noqa: E402, F401 - imports every module, both flavours
 from greenmotor.cursor import _BaseCursor  # noqa: E402
 from greenmotor.frameworks import ASYNCIO, TORNADO, Framework  # noqa: E402
-from greenmotor.metaprogramming import MotorWrapper, _class_for_delegate  # noqa: E402
+from greenmotor.metaprogramming import (  # noqa: E402
+    Async,
+    Chain,
+    MotorAttribute,
+    MotorWrapper,
+    ReadOnly,
+    _class_for_delegate,
+)
 
 #: The modules declaring public classes: each gets a stub beside it.
 MODULES = [
@@ -187,10 +193,8 @@ def namespace(module: str) -> dict[str, Ref]:
                 package = module.rsplit(".", stmt.level)[0]
                 base = f"{package}.{base}" if base else package
             for alias in stmt.names:
-                submodule = f"{base}.{alias.name}"
-                is_module = importlib.util.find_spec(submodule) is not None if _is_package(
-                    base
-                ) else False
+                submodule = f"{base}.{alias.name}"  # from pymongo import common
+                is_module = _is_package(base) and importlib.util.find_spec(submodule)
                 ref = Ref(submodule, None) if is_module else Ref(base, alias.name)
                 names[alias.asname or alias.name] = ref
         elif isinstance(stmt, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -218,6 +222,17 @@ def resolve(module: str, name: str) -> Ref | None:
     if hasattr(builtins, name):
         return None
     raise GeneratorError(f"{module}: cannot tell what {name!r} is")
+
+
+def evaluate(module: str, node: ast.expr) -> Any:
+    """The run-time object a name or dotted name in ``module``'s source stands for, if any."""
+    if isinstance(node, ast.Name):
+        ref = resolve(module, node.id) if node.id != "Self" else None
+        return ref.value if ref else getattr(builtins, node.id, None)
+    if isinstance(node, ast.Attribute):
+        base = evaluate(module, node.value)
+        return getattr(base, node.attr, None) if base is not None else None
+    return None
 
 
 def is_sync_test(test: ast.expr) -> bool | None:
@@ -390,8 +405,9 @@ def delegate_of(cls: type) -> type | None:
 
 @functools.cache
 def item_of(cls: type) -> type | None:
-    """For a cursor class that is not generic, the greenmotor class of what it yields
-    (PyMongo's ``GridOutCursor.next`` gives a ``GridOut``: a MotorGridOut)."""
+    """The greenmotor class a cursor class yields when its items are not documents
+    (PyMongo's ``GridOutCursor.next`` gives a ``GridOut``: MotorGridOutCursor yields
+    MotorGridOut); None for document cursors and other classes."""
     if not issubclass(cls, _BaseCursor) or cls is _BaseCursor:
         return None
     delegate = delegate_of(cls)
@@ -408,7 +424,7 @@ def item_of(cls: type) -> type | None:
 @functools.cache
 def is_generic(cls: type) -> bool:
     """Generic in the document type: subscriptable at run time (as Motor's classes are),
-    unless a cursor yielding a greenmotor class."""
+    bar cursors of files (Motor's GridFS cursor is not generic either)."""
     if item_of(cls) is not None:
         return False
     try:
@@ -505,9 +521,9 @@ class Context:
 
 
 def render(node: ast.expr | None, context: Context) -> str:
-    """The annotation ``node`` as the stub must write it."""
+    """The annotation ``node`` as the stub must write it (``Any`` if there is none)."""
     if node is None:
-        return "Any" if context.imports.use("Any", Ref("typing", "Any")) else ""
+        return use_name(context, "Any", "typing")
     return ast.unparse(_Rewriter(context).visit(copy.deepcopy(node)))
 
 
@@ -530,9 +546,10 @@ class _Rewriter(ast.NodeTransformer):
         target = self._class_of(node.value)
         if target is not None:
             return self._class_node(target, node.slice)
+        callable_types = (collections.abc.Callable, typing.Callable)
         if (
             not self.context.result
-            and self._value(node.value) in (collections.abc.Callable, typing.Callable)
+            and evaluate(self.context.module, node.value) in callable_types
             and isinstance(node.slice, ast.Tuple)
             and isinstance(node.slice.elts[0], ast.List)
         ):
@@ -569,22 +586,11 @@ class _Rewriter(ast.NodeTransformer):
                 root.id = self.context.imports.use(root.id, ref)
         return node
 
-    def _value(self, node: ast.expr) -> Any:
-        if isinstance(node, ast.Name):
-            if node.id == "Self":
-                return None
-            ref = resolve(self.context.module, node.id)
-            return ref.value if ref else getattr(builtins, node.id, None)
-        if isinstance(node, ast.Attribute):
-            base = self._value(node.value)
-            return getattr(base, node.attr, None) if base is not None else None
-        return None
-
     def _class_of(self, node: ast.expr) -> type | None:
         """The greenmotor class ``node`` names or maps to, if any."""
         if not isinstance(node, (ast.Name, ast.Attribute)):
             return None
-        value = self._value(node)
+        value = evaluate(self.context.module, node)
         target = public_class(value, wrap=self.context.wrap)
         pymongo_source = not self.context.module.startswith("greenmotor")
         if target is None and self.context.result and pymongo_source and isinstance(value, type):
@@ -741,34 +747,43 @@ def function_lines(
 # --- members ---------------------------------------------------------------------------------
 
 
-def declaration_of(value: Any) -> tuple[str, Any, str] | None:
-    """For a member built from a declaration: (kind, declaration, PyMongo attribute name)."""
-    function = value.fget if isinstance(value, property) else value
-    code = getattr(function, "__code__", None)
-    if code is None or ".build.<locals>." not in code.co_qualname:
+@dataclass
+class Declaration:
+    """``name = Async(wrap="MotorCursor")`` in a class body, as written."""
+
+    kind: type  # Async, Delegate, Chain or ReadOnly (or a subclass)
+    attr_name: str  # PyMongo's attribute
+    wrap: bool  # PyMongo's result becomes a greenmotor object
+
+
+def declaration(stmt: ast.stmt, name: str, module: str) -> Declaration | None:
+    """The declaration ``stmt`` makes, if it is one (read from the source, not from the
+    method built from it)."""
+    if not (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Call)):
         return None
-    kind = code.co_qualname.partition(".build.")[0]
-    closure = inspect.getclosurevars(function).nonlocals
-    return kind, closure.get("wrap_declaration"), closure["attr_name"]
+    call = stmt.value
+    kind = evaluate(module, call.func)
+    if not (isinstance(kind, type) and issubclass(kind, MotorAttribute)):
+        return None
+    options = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg}
+    return Declaration(kind, options.get("attr_name") or name, bool(options.get("wrap")))
 
 
 def declared_member(
-    cls: type, name: str, value: Any, context: Context
+    cls: type, name: str, declared_as: Declaration, context: Context
 ) -> list[str]:
     """The stub of a member built from ``Async()``, ``Delegate()``, ``Chain()`` or
     ``ReadOnly()``: PyMongo's signature and types."""
-    kind, declaration, attr_name = declaration_of(value)  # type: ignore[misc]
     delegate = delegate_of(cls)
+    attr_name = declared_as.attr_name
     source = find_member(delegate, attr_name) if delegate else None
     if source is None:
         raise GeneratorError(f"{cls.__name__}.{name}: no {attr_name} in PyMongo's {delegate}")
-    wrap = bool(getattr(declaration, "wrap", None))
     in_source = context.replace(module=source.module, owner=cls, wrap=True)
-    result_context = in_source.replace(result=True, wrap=wrap)
-    if kind in ("ReadOnly", "_FileProperty"):
-        node = source.result if source.functions or source.annotation else None
-        if node is not None:
-            result = render(node, result_context)
+    result_context = in_source.replace(result=True, wrap=declared_as.wrap)
+    if issubclass(declared_as.kind, ReadOnly):
+        if source.result is not None:
+            result = render(source.result, result_context)
         elif source.constant is not None:
             result = type(source.constant).__name__
         else:
@@ -779,12 +794,11 @@ def declared_member(
     overloaded = len(signatures) > 1
     for function in signatures:
         params = [p for p, _ in parameters(function, in_source)]
-        if kind == "Chain":
-            use_name(context, "Self", "typing_extensions")
-            result = "Self"
+        if issubclass(declared_as.kind, Chain):
+            result = use_name(context, "Self", "typing_extensions")
         else:
             result = render(function.returns, result_context)
-        if kind == "Async":
+        if issubclass(declared_as.kind, Async):
             params = with_callback(params, context)
             result = future_of(result, context)
         decorators = (use_name(context, "overload", "typing"),) if overloaded else ()
@@ -952,10 +966,12 @@ def class_members(
 def member_lines(
     cls: type, name: str, value: Any, stmt: ast.stmt, body: list[ast.stmt], context: Context
 ) -> list[str]:
-    if value is not None and declaration_of(value) is not None:
-        return declared_member(cls, name, value, context)
+    declared_as = declaration(stmt, name, cls.__module__)
+    if declared_as is not None:
+        return declared_member(cls, name, declared_as, context)
     if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        decorators = tuple(d for d in decorator_names(stmt) if d in ("property", "classmethod", "staticmethod"))
+        kept = ("property", "classmethod", "staticmethod")
+        decorators = tuple(d for d in decorator_names(stmt) if d in kept)
         final = [s for s in body if isinstance(s, type(stmt)) and s.name == name][-1]
         return written_member(cls, name, final, context, decorators=decorators)
     if isinstance(stmt, ast.AnnAssign):
@@ -1096,7 +1112,8 @@ def module_stub(module: str) -> str:
                 if target.id == "__all__":
                     body.append(all_list(runtime.__all__))
                 else:
-                    body.append(f"{target.id}: {attribute_type(getattr(runtime, target.id), context)}")
+                    kind = attribute_type(getattr(runtime, target.id), context)
+                    body.append(f"{target.id}: {kind}")
     typevar = typevar_lines(module, imports)
     return assemble(module, imports, typevar, body)
 
@@ -1179,11 +1196,8 @@ def mypy_implementation() -> int:
         shutil.copytree(
             REPO / "greenmotor", Path(tmp) / "greenmotor", ignore=shutil.ignore_patterns("*.pyi")
         )
-        return subprocess.run(
-            [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir=/dev/null",
-             "greenmotor"],
-            cwd=tmp,
-        ).returncode  # fmt: skip
+        command = [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir=/dev/null"]
+        return subprocess.run([*command, "greenmotor"], cwd=tmp, check=False).returncode
 
 
 def _made_from() -> str | None:

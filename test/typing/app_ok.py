@@ -66,3 +66,10 @@ async def asyncio_titles(uri: str) -> list[str]:
     notes: AsyncIOMotorCollection = aclient.app.notes
     await notes.insert_one({"title": "x"})
     return [doc["title"] async for doc in notes.find()]
+
+
+# greenmotor's callbacks (Motor 3 has none): each operation also takes callback=fn.
+def callbacks(db: MotorDatabase) -> None:
+    db.pages.find({}).sort("title").to_list(10, callback=on_saved)
+    db.pages.aggregate([]).to_list(None, callback=lambda docs, error: print(docs, error))
+    db.pages.watch().next(callback=on_saved)

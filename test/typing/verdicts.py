@@ -20,7 +20,8 @@ packages on ``MYPYPATH`` (:data:`SHIM`: ``motor.motor_asyncio`` re-exports
 
 Where the two verdicts may differ on purpose, the sample line says so and why, with
 ``# only-motor[code, ...]`` (Motor's stubs report these error codes there, greenmotor's
-rightly do not) or ``# only-greenmotor[code, ...]``; :data:`MOTOR_FILE_DIFFERENCES` does the same for Motor's
+rightly do not) or ``# only-greenmotor[code, ...]``, at the end of the line or on a
+comment line of its own just before; :data:`MOTOR_FILE_DIFFERENCES` does the same for Motor's
 files. Every other difference fails the test.
 
 Run as a script to print the table (``--greenmotor PATH`` checks another copy of the
@@ -109,7 +110,9 @@ MOTOR_FILE_DIFFERENCES: dict[str, dict[tuple[int, str, str], str]] = {
 }
 
 MARKER = re.compile(r"#\s*only-(motor|greenmotor)\[([a-z, -]+)\]")
-ERROR = re.compile(r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*?)(?:  \[(?P<code>[a-z-]+)\])?$")
+ERROR = re.compile(
+    r"^(?P<path>.+?):(?P<line>\d+): error: (?P<message>.*?)(?:  \[(?P<code>[a-z-]+)\])?$"
+)
 
 
 @dataclass(frozen=True)
@@ -173,9 +176,11 @@ def expected_differences(name: str) -> dict[tuple[int, str, str], str]:
         return MOTOR_FILE_DIFFERENCES.get(name, {})
     found = {}
     for number, text in enumerate(Path(name).read_text().splitlines(), start=1):
+        # A marker on a line of its own is about the next line.
+        about = number + 1 if text.lstrip().startswith("#") else number
         for side, codes in MARKER.findall(text):
             for code in codes.split(","):
-                found[number, code.strip(), side] = text.partition("#")[2].strip()
+                found[about, code.strip(), side] = text.partition("#")[2].strip()
     return found
 
 
@@ -197,7 +202,9 @@ class Verdict:
         for side, errors in (("motor", only_motor), ("greenmotor", only_greenmotor)):
             for error in sorted(errors, key=lambda e: (e.line, e.code)):
                 if (error.line, error.code, side) not in self.expected:
-                    problems.append(f"line {error.line}: only {side}: {error.message} [{error.code}]")
+                    problems.append(
+                        f"line {error.line}: only {side}: {error.message} [{error.code}]"
+                    )
         for line, code, side in self.expected:
             errors = only_motor if side == "motor" else only_greenmotor
             if not any(e.line == line and e.code == code for e in errors):

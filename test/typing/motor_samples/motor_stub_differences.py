@@ -9,11 +9,13 @@ from typing import Any
 from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorGridFSBucket
 
 client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient()
-unannotated = AsyncIOMotorClient()  # only-motor[var-annotated]: greenmotor's document type defaults to Any
+# only-motor[var-annotated]: greenmotor's document type defaults to Any
+unannotated = AsyncIOMotorClient()
 
 
 def properties() -> None:
-    host, port = client.address or ("", 0)  # only-motor[misc, truthy-function, unreachable]: a property
+    # only-motor[misc, truthy-function, unreachable]: a property, not a method
+    host, port = client.address or ("", 0)
     print(host, port, client.is_primary + 1)  # only-motor[has-type, operator]: is_primary is a bool
     print(len(client.nodes))  # only-motor[arg-type]: nodes is a frozenset
 
@@ -32,7 +34,8 @@ async def files() -> bytes:
 
 
 async def futures() -> None:
-    done, _ = await asyncio.wait([client.test.coll.insert_one({})])  # only-motor[type-var]: a Future, as at run time
+    # only-motor[type-var]: a Future, as at run time (asyncio.wait takes no coroutine)
+    done, _ = await asyncio.wait([client.test.coll.insert_one({})])
     future = client.test.coll.find_one({})
     future.add_done_callback(print)  # only-motor[attr-defined]: Futures have done callbacks
     await future

@@ -36,7 +36,7 @@ async def mistakes(session_id: int) -> None:
     print(inserted.inserted_ids)  # insert_many's attribute
     n: str = await pages.count_documents({})  # an int
     await pages.count_documents()  # the filter is required
-    await pages.create_index([("a", ASCENDING)], sesion=None)  # the wrong keyword is accepted by **kwargs
+    await pages.create_index([("a", ASCENDING)], sesion=None)  # a misspelling goes to **kwargs
 
 
 async def cursor_mistakes() -> None:
