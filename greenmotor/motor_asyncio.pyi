@@ -17,7 +17,6 @@ from pymongo.client_session_shared import TransactionOptions
 from pymongo.database_shared import _CodecDocumentType
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import _ServerMode
-from pymongo.synchronous.client_session import _T
 from pymongo.typings import _CollationIn, _DocumentTypeArg, _Pipeline
 from pymongo.write_concern import WriteConcern
 from typing import Any, overload

@@ -10,7 +10,7 @@ from pymongo.client_session_shared import SessionOptions
 from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import _ServerMode
-from pymongo.synchronous.client_session import ClientSession, _T
+from pymongo.synchronous.client_session import ClientSession
 from pymongo.typings import ClusterTime
 from pymongo.write_concern import WriteConcern
 from types import TracebackType

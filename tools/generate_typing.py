@@ -889,9 +889,11 @@ def written_member(
     elif not is_any(function.returns) or theirs is None:
         result = render(function.returns, result_context)
     else:
-        result = render(theirs.result, result_context.replace(module=theirs.module, wrap=False))
-        if _unbound_typevars(result, params, context):
+        if _unbound_typevars(theirs, params):
             result = render(None, context)
+        else:
+            their_context = result_context.replace(module=theirs.module, wrap=False)
+            result = render(theirs.result, their_context)
     if takes_callback and is_any(function.returns) and not is_async:
         params = with_callback(params, context)
         result = future_of(result, context)
@@ -908,15 +910,14 @@ def _type_args(source: Source) -> ast.expr | None:
     return result.slice if isinstance(result, ast.Subscript) else None
 
 
-def _unbound_typevars(result: str, params: list[Param], context: Context) -> bool:
-    """Whether ``result`` names a type variable no parameter binds (PyMongo's
+def _unbound_typevars(theirs: Source, params: list[Param]) -> bool:
+    """Whether PyMongo's result names a type variable none of ``params`` binds (its
     ``with_transaction`` returns its callback's ``_T``; greenmotor's callback differs)."""
-    names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", result))
     bound = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", params_text(params)))
-    for name in names - bound - {"_DocumentType"}:
-        ref = context.imports.names.get(name)
-        if ref is not None and isinstance(ref.value, TypeVar):
-            return True
+    for node in ast.walk(theirs.result) if theirs.result is not None else ():
+        if isinstance(node, ast.Name) and node.id not in bound | {"_DocumentType"}:
+            if isinstance(evaluate(theirs.module, node), TypeVar):
+                return True
     return False
 
 
