@@ -31,6 +31,7 @@ from typing import Any, Generic, overload
 from typing_extensions import Self, TypeVar
 
 _DocumentType = TypeVar("_DocumentType", bound=Mapping[str, Any], default=Any)
+
 __all__ = [
     "MotorClient",
     "MotorCollection",

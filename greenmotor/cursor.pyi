@@ -15,6 +15,7 @@ from typing import Any, Generic
 from typing_extensions import Self, TypeVar
 
 _DocumentType = TypeVar("_DocumentType", bound=Mapping[str, Any], default=Any)
+
 __all__ = [
     "MotorCommandCursor",
     "MotorCursor",

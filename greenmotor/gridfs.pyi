@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from typing_extensions import Self, TypeVar
 
 _DocumentType = TypeVar("_DocumentType", bound=Mapping[str, Any], default=Any)
+
 __all__ = [
     "MotorGridFSBucket",
     "MotorGridIn",

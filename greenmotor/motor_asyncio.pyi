@@ -23,6 +23,7 @@ from typing import Any, overload
 from typing_extensions import Self, TypeVar
 
 _DocumentType = TypeVar("_DocumentType", bound=Mapping[str, Any], default=Any)
+
 __all__ = [
     "AsyncIOMotorChangeStream",
     "AsyncIOMotorClient",

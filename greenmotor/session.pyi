@@ -18,6 +18,7 @@ from typing import Any
 from typing_extensions import Self, TypeVar
 
 _DocumentType = TypeVar("_DocumentType", bound=Mapping[str, Any], default=Any)
+
 __all__ = [
     "MotorClientSession",
 ]
