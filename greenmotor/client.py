@@ -20,7 +20,7 @@ from pymongo.database import Database
 from pymongo.driver_info import DriverInfo
 from pymongo.errors import InvalidOperation
 
-from greenmotor import green_pool
+from greenmotor import green_kms, green_pool
 from greenmotor.change_stream import MotorChangeStream
 from greenmotor.core import GreenmotorUsageError
 from greenmotor.cursor import (
@@ -183,6 +183,13 @@ class MotorClient(_CommonProperties):
         green_pool.install_green_sleeps()
         kwargs.update(green_pool.client_hooks())
         self.delegate = green_pool.GreenMongoClient(*args, **kwargs)
+        if self.delegate._encrypter is not None:
+            # auto_encryption_opts: PyMongo built a blocking _Encrypter (mongocryptd through a
+            # plain client, KMS over blocking sockets). Not used yet, so closing it does no I/O.
+            self.delegate._encrypter.close()
+            self.delegate._encrypter = green_kms.GreenEncrypter(
+                self.delegate, self.delegate._options.auto_encryption_opts
+            )
         self._client = self
         self._closed = False
         self._io_loop = io_loop

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import select
 import socket
 import ssl
@@ -306,7 +307,8 @@ def _green_connect(sock: GreenSocket, sa: Any) -> None:
             raise TimeoutError("timed out")
         code = sock._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     if code:
-        raise OSError(code, errno.errorcode.get(code, "connect failed"))
+        # What a blocking connect raises (ConnectionRefusedError: "Connection refused"...).
+        raise OSError(code, os.strerror(code))
 
 
 def green_socket_interface(

@@ -521,11 +521,7 @@ async def test_a_plain_client_encryption_still_blocks(sync_client, key_vault, fa
 @pytest.mark.parametrize("failure, expected", [
     ("untrusted", "CERTIFICATE_VERIFY_FAILED"),
     ("closing", "KMS connection closed"),
-    pytest.param("refused", "Connection refused", marks=pytest.mark.xfail(
-        strict=True,
-        reason="green_socket's connect reports errno's name (ECONNREFUSED) where a blocking "
-               "connect, and so PyMongo, reports strerror (Connection refused)",
-    )),
+    ("refused", "Connection refused"),
 ])
 async def test_kms_errors_are_pymongos(failure, expected, client, sync_client, key_vault,
                                        fake_kms, kms_tls, stall_monitor, io_loop):
@@ -644,16 +640,11 @@ async def test_kms_connect_callback_runs_off_the_loop(client, key_vault, fake_km
 
 
 def use_green_encrypter(client):
-    """Give ``client`` the green automatic-encryption machinery, if it doesn't have it yet.
-
-    What greenmotor's client should do itself for ``auto_encryption_opts``: PyMongo builds
-    a blocking ``_Encrypter``; replace it (unused so far, so closing it does no I/O).
-    """
-    delegate = client.delegate
-    if not isinstance(delegate._encrypter, GreenEncrypter):
-        delegate._encrypter.close()
-        delegate._encrypter = GreenEncrypter(delegate, delegate._options.auto_encryption_opts)
-    assert isinstance(delegate._encrypter._auto_encrypter.callback, GreenEncryptionIO)
+    """A MotorClient made with ``auto_encryption_opts`` has the green automatic-encryption
+    machinery in place of PyMongo's blocking ``_Encrypter``."""
+    encrypter = client.delegate._encrypter
+    assert isinstance(encrypter, GreenEncrypter)
+    assert isinstance(encrypter._auto_encrypter.callback, GreenEncryptionIO)
 
 
 def test_auto_encryption_requiring_crypt_shared_fails_as_pymongo(server_uri):
