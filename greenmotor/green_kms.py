@@ -37,9 +37,6 @@ import time
 from typing import Any, Callable
 
 from pymongo.daemon import _spawn_daemon
-from pymongo.errors import ConfigurationError
-from pymongo.helpers_shared import _get_timeout_details
-from pymongo.pool_shared import _raise_connection_failure
 from pymongo.ssl_support import get_ssl_context
 from pymongo.synchronous._kms_connect import _connect_kms
 from pymongo.synchronous.encryption import ClientEncryption, _EncryptionIO, _Encrypter
@@ -47,7 +44,7 @@ from pymongo.synchronous.encryption import ClientEncryption, _EncryptionIO, _Enc
 from greenmotor import green_pool
 from greenmotor.core import call_in_executor
 from greenmotor.green_pool import _with_globals
-from greenmotor.green_socket import GreenSocket, green_socket_interface
+from greenmotor.green_socket import GreenSocket, green_socket_interface, green_tls_handshake
 
 __all__ = [
     "GreenClientEncryption",
@@ -97,40 +94,7 @@ def _wrap_socket_tls(sock: Any, address: tuple[str, Any], options: Any) -> KmsSo
     ssl_context = options._ssl_context
     if ssl_context is None:
         return KmsSocket(sock, options.socket_timeout)
-    if not isinstance(ssl_context, ssl.SSLContext):
-        sock.close()
-        raise ConfigurationError(
-            "greenmotor supports TLS through Python's ssl module only; uninstall PyOpenSSL "
-            f"(PyMongo built a {type(ssl_context).__name__})"
-        )
-    host = address[0]
-    try:
-        tls = KmsSocket(
-            ssl_context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False),
-            sock.gettimeout(),
-        )
-        tls.do_handshake()
-    except ssl.CertificateError:
-        sock.close()
-        raise
-    except (OSError, ssl.SSLError) as exc:
-        sock.close()
-        _raise_connection_failure(
-            address, exc, "SSL handshake failed: ", timeout_details=_get_timeout_details(options)
-        )
-    except BaseException:  # a cancellation thrown in during the handshake
-        sock.close()
-        raise
-    if (
-        ssl_context.verify_mode
-        and not ssl_context.check_hostname
-        and not options.tls_allow_invalid_hostnames
-    ):
-        try:
-            ssl.match_hostname(tls.getpeercert(), hostname=host)  # type: ignore[attr-defined]
-        except ssl.CertificateError:
-            tls.close()
-            raise
+    tls = green_tls_handshake(sock, sock, address, options, KmsSocket)
     tls.settimeout(options.socket_timeout)
     return tls
 

@@ -29,7 +29,7 @@ import select
 import socket
 import ssl
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import _csot, network_layer
 from pymongo.errors import ConfigurationError, _OperationCancelled
@@ -311,15 +311,25 @@ def _green_connect(sock: GreenSocket, sa: Any) -> None:
         raise OSError(code, os.strerror(code))
 
 
-def green_socket_interface(
-    address: tuple[str, int], options: Any, ssl_session_cache: list[Any] | None = None
-) -> NetworkingInterface:
-    """greenmotor's replacement for PyMongo's ``_configured_socket_interface``."""
-    sock = _connect_tcp(address, options)
+_GS = TypeVar("_GS", bound=GreenSocket)
+
+
+def green_tls_handshake(
+    sock: Any,
+    raw: socket.socket,
+    address: tuple[str, Any],
+    options: Any,
+    socket_class: type[_GS],
+    *,
+    session: Any = None,
+) -> _GS:
+    """Wrap the connected ``raw`` socket in TLS with PyMongo's ``options`` and shake hands
+    greenly: PyMongo's errors and certificate checks, SNI for ``address``'s host.
+
+    ``sock`` (``raw`` or its GreenSocket) is closed if the handshake fails. Used for server
+    connections (with the pool's TLS ``session`` to resume) and for KMS connections.
+    """
     ssl_context = options._ssl_context
-    if ssl_context is None:
-        sock.settimeout(options.socket_timeout)
-        return NetworkingInterface(sock)  # type: ignore[arg-type]  # duck-typed socket
     if not isinstance(ssl_context, ssl.SSLContext):
         sock.close()
         raise ConfigurationError(
@@ -327,11 +337,10 @@ def green_socket_interface(
             f"(PyMongo built a {type(ssl_context).__name__})"
         )
     host = address[0]
-    session = ssl_session_cache[0] if ssl_session_cache is not None else None
     try:
-        tls = GreenSocket(
+        tls = socket_class(
             ssl_context.wrap_socket(
-                sock._sock, server_hostname=host, session=session, do_handshake_on_connect=False
+                raw, server_hostname=host, session=session, do_handshake_on_connect=False
             ),
             sock.gettimeout(),
         )
@@ -358,6 +367,20 @@ def green_socket_interface(
         except ssl.CertificateError:
             tls.close()
             raise
+    return tls
+
+
+def green_socket_interface(
+    address: tuple[str, int], options: Any, ssl_session_cache: list[Any] | None = None
+) -> NetworkingInterface:
+    """greenmotor's replacement for PyMongo's ``_configured_socket_interface``."""
+    sock = _connect_tcp(address, options)
+    ssl_context = options._ssl_context
+    if ssl_context is None:
+        sock.settimeout(options.socket_timeout)
+        return NetworkingInterface(sock)  # type: ignore[arg-type]  # duck-typed socket
+    session = ssl_session_cache[0] if ssl_session_cache is not None else None
+    tls = green_tls_handshake(sock, sock._sock, address, options, GreenSocket, session=session)
     if ssl_session_cache is not None:
         new_session = _get_ssl_session(tls._sock)
         if new_session is not None:
