@@ -168,6 +168,9 @@ _COMMON = (
           looks_up="_EncryptionIO MongoClient"),
     _hook("pymongo.daemon:_spawn_daemon", "green_kms runs it in the loop's executor",
           params="args"),
+    _hook("pymongo.synchronous.mongo_client:MongoClient._init_based_on_options",
+          "MotorClient replaces the _Encrypter it builds for auto_encryption_opts",
+          looks_up="_encrypter"),
 )
 
 #: PyMongo minor -> the hooks greenmotor relies on in it. The newest minor comes last.
