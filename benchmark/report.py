@@ -816,7 +816,7 @@ def render(results: Results, charts: dict, images_rel: str) -> str:
     out += answer(results)
     out += heading("Run it", "-")
     out += [
-        "From a fresh checkout (needs Python >= 3.10; makes ``.venv`` and installs "
+        "From a fresh checkout (needs Python >= 3.11; makes ``.venv`` and installs "
         "``.[bench]``: Motor, SecantusDB, matplotlib, psutil)::",
         "",
         "    tools/run-benchmarks            # the full suite, about 20 minutes",
