@@ -10,7 +10,6 @@ against the same server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 import ssl
@@ -191,15 +190,6 @@ def client_encryption(client, key_vault):
     ce = greenmotor.MotorClientEncryption(LOCAL, key_vault, client, OPTS)
     yield ce
     ce.delegate.close()  # no I/O: the local provider and an explicit ClientEncryption
-
-
-@contextlib.asynccontextmanager
-async def watching_the_loop(stall_monitor):
-    """The ``stall_monitor`` fixture's block, ending with a last tick: a stall that lasts
-    to the end of the block only shows once the ticker runs again."""
-    async with stall_monitor() as stalls:
-        yield stalls
-        await asyncio.sleep(0.02)
 
 
 def in_thread(fn, *args, **kwargs):
@@ -466,7 +456,7 @@ def test_asyncio_flavour(server_uri, key_vault):
 async def test_slow_kms_does_not_stall_the_loop(client, key_vault, fake_kms, kms_tls,
                                                 stall_monitor, io_loop):
     kms = fake_kms(delay=0.5)
-    async with watching_the_loop(stall_monitor) as stalls:
+    async with stall_monitor() as stalls:
         start = time.monotonic()
         async with greenmotor.MotorClientEncryption(
             AWS_CREDENTIALS, key_vault, client, OPTS, kms_tls_options=kms_tls
@@ -510,7 +500,7 @@ async def test_a_plain_client_encryption_still_blocks(sync_client, key_vault, fa
     kms = fake_kms(delay=0.5)
     plain = ClientEncryption(AWS_CREDENTIALS, key_vault, sync_client, OPTS, kms_tls)
     assert type(plain._io_callbacks) is _EncryptionIO
-    async with watching_the_loop(stall_monitor) as stalls:
+    async with stall_monitor() as stalls:
         await asyncio.sleep(0.02)
         plain.create_data_key("aws", master_key=kms.master_key())  # blocks, on the loop
     plain.close()
@@ -540,7 +530,7 @@ async def test_kms_errors_are_pymongos(failure, expected, client, sync_client, k
     async with greenmotor.MotorClientEncryption(
         AWS_CREDENTIALS, key_vault, client, OPTS, kms_tls_options=kms_tls
     ) as ce:
-        async with watching_the_loop(stall_monitor) as stalls:
+        async with stall_monitor() as stalls:
             with pytest.raises(EncryptionError) as caught:
                 await ce.create_data_key("aws", master_key=master_key)
     assert expected in str(reference)
@@ -556,7 +546,7 @@ async def test_pymongo_timeout_bounds_a_kms_request(client, sync_client, key_vau
         AWS_CREDENTIALS, key_vault, client, OPTS, kms_tls_options=kms_tls
     )
     start = time.monotonic()
-    async with watching_the_loop(stall_monitor) as stalls:
+    async with stall_monitor() as stalls:
         with pytest.raises(EncryptionError) as caught:
             with pymongo.timeout(0.3):
                 await ce.create_data_key("aws", master_key=kms.master_key())
@@ -628,7 +618,7 @@ async def test_kms_connect_callback_runs_off_the_loop(client, key_vault, fake_km
         finally:
             ce.close()
 
-    async with watching_the_loop(stall_monitor) as stalls:
+    async with stall_monitor() as stalls:
         key_id = await spawn(asyncio.get_running_loop(), create_key)
     assert key_id.subtype == UUID_SUBTYPE
     assert [(c.host, c.port) for c in contexts] == [("127.0.0.1", kms.port)]
@@ -668,7 +658,7 @@ async def test_auto_encryption_without_mongocryptd_fails_as_pymongo(server_uri, 
     client = greenmotor.MotorClient(server_uri, auto_encryption_opts=opts, io_loop=io_loop)
     use_green_encrypter(client)
     start = time.monotonic()
-    async with watching_the_loop(stall_monitor) as stalls:
+    async with stall_monitor() as stalls:
         with pytest.raises(EncryptionError) as caught:
             with pymongo.timeout(0.5):
                 await client.greenmotor_auto.coll.insert_one({"x": 1})
@@ -703,7 +693,7 @@ async def test_automatic_decryption_through_a_slow_kms(server_uri, client, key_v
     )
     decrypting = greenmotor.MotorClient(server_uri, auto_encryption_opts=opts, io_loop=io_loop)
     use_green_encrypter(decrypting)
-    async with watching_the_loop(stall_monitor) as stalls:
+    async with stall_monitor() as stalls:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             doc = await decrypting[coll.database.name][coll.name].find_one({"_id": 1})
