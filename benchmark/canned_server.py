@@ -104,9 +104,7 @@ def _cursor_template(batch_name, encoded_docs, ns):
     cursor_key = b"\x03cursor\x00"
     ok_elem = b"\x01ok\x00" + _double.pack(1.0)
     body_len = 4 + len(cursor_key) + cursor_len + len(ok_elem) + 1
-    prefix = b"".join(
-        (_int32.pack(body_len), cursor_key, _int32.pack(cursor_len), array, id_key)
-    )
+    prefix = b"".join((_int32.pack(body_len), cursor_key, _int32.pack(cursor_len), array, id_key))
     suffix = ns_elem + b"\x00" + ok_elem + b"\x00"
     return prefix, suffix
 
@@ -147,7 +145,7 @@ class Store:
         if tmpl is None:
             if len(self.templates) >= self.MAX_TEMPLATES:
                 self.templates.clear()
-            tmpl = _cursor_template(batch_name, self.docs[start:start + count], ns)
+            tmpl = _cursor_template(batch_name, self.docs[start : start + count], ns)
             self.templates[key] = tmpl
         return tmpl
 
@@ -207,7 +205,7 @@ def _hello(conn, cmd, db, sequences):
         maxBsonObjectSize=16777216,
         maxMessageSizeBytes=48000000,
         maxWriteBatchSize=100000,
-        localTime=datetime.datetime.now(datetime.timezone.utc),
+        localTime=datetime.datetime.now(datetime.UTC),
         logicalSessionTimeoutMinutes=30,
         connectionId=conn.connection_id,
         minWireVersion=0,
@@ -403,16 +401,14 @@ HANDLERS = {
 def _frame_op_msg(request_id, response_to, parts):
     length = 21 + sum(map(len, parts))
     return b"".join(
-        (_reply_head.pack(length, request_id, response_to), _MSG_OPCODE_FLAGS_KIND)
-        + parts
+        (_reply_head.pack(length, request_id, response_to), _MSG_OPCODE_FLAGS_KIND) + parts
     )
 
 
 def _frame_op_reply(request_id, response_to, parts):
     length = 36 + sum(map(len, parts))
     return b"".join(
-        (_reply_head.pack(length, request_id, response_to), _REPLY_OPCODE_FIELDS)
-        + parts
+        (_reply_head.pack(length, request_id, response_to), _REPLY_OPCODE_FIELDS) + parts
     )
 
 
@@ -566,7 +562,7 @@ class WireProtocol(asyncio.Protocol):
             kind = data[p]
             (size,) = _int32.unpack_from(data, p + 1)
             if kind == 0:
-                cmd = bson.decode(data[p + 1:p + 1 + size])
+                cmd = bson.decode(data[p + 1 : p + 1 + size])
                 p += 1 + size
             elif kind == 1:
                 # Document sequence: int32 size, cstring identifier, then
@@ -574,7 +570,7 @@ class WireProtocol(asyncio.Protocol):
                 # to decode documents we throw away.
                 section_end = p + 1 + size
                 name_end = data.index(b"\x00", p + 5)
-                identifier = data[p + 5:name_end].decode()
+                identifier = data[p + 5 : name_end].decode()
                 q = name_end + 1
                 count = 0
                 while q < section_end:
@@ -606,10 +602,10 @@ class WireProtocol(asyncio.Protocol):
     def handle_op_query(self, data, pos, length, request_id):
         # OP_QUERY: header, flags, fullCollectionName, skip, limit, query.
         name_end = data.index(b"\x00", pos + 20)
-        full_name = data[pos + 20:name_end].decode()
+        full_name = data[pos + 20 : name_end].decode()
         q = name_end + 1 + 8
         (size,) = _int32.unpack_from(data, q)
-        query = bson.decode(data[q:q + size])
+        query = bson.decode(data[q : q + size])
         # Some drivers wrap the command as {$query: cmd, $readPreference: ...}.
         if "$query" in query:
             query = query["$query"]

@@ -203,24 +203,28 @@ def main():
     try:
         ping = op_msg({"ping": 1, "$db": "admin"})
         # singleBatch so the server keeps no cursor per round trip.
-        find = op_msg(
-            {"find": "c", "batchSize": args.batch, "singleBatch": True, "$db": "test"}
-        )
+        find = op_msg({"find": "c", "batchSize": args.batch, "singleBatch": True, "$db": "test"})
 
         ops, elapsed = run_loop(port, ping, args.seconds)
-        print("ping, 1 connection, sequential: %9.0f ops/s  (%.1f us per round trip)"
-              % (ops / elapsed, 1e6 * elapsed / ops))
+        print(
+            "ping, 1 connection, sequential: %9.0f ops/s  (%.1f us per round trip)"
+            % (ops / elapsed, 1e6 * elapsed / ops)
+        )
         rate = run_parallel(port, ping, args.seconds, args.procs)
         print("ping, %d processes in parallel: %9.0f ops/s" % (args.procs, rate))
         ops, elapsed = run_pipelined(port, ping, args.seconds, args.depth)
-        print("ping, 1 connection, %d pipelined: %9.0f ops/s  (%.1f us each)"
-              % (args.depth, ops / elapsed, 1e6 * elapsed / ops))
+        print(
+            "ping, 1 connection, %d pipelined: %9.0f ops/s  (%.1f us each)"
+            % (args.depth, ops / elapsed, 1e6 * elapsed / ops)
+        )
         conn = RawConnection(port)
         size = conn.round_trip(find)
         conn.close()
         ops, elapsed = run_loop(port, find, args.seconds)
-        print("find %d docs (%d-byte reply), 1 connection: %9.0f ops/s  (%.1f us)"
-              % (args.batch, size, ops / elapsed, 1e6 * elapsed / ops))
+        print(
+            "find %d docs (%d-byte reply), 1 connection: %9.0f ops/s  (%.1f us)"
+            % (args.batch, size, ops / elapsed, 1e6 * elapsed / ops)
+        )
     finally:
         if proc is not None:
             proc.terminate()

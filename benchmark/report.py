@@ -235,7 +235,10 @@ def _latency_chart(plt, results, server, quick, path):
     labels = [n for n, _ in quick]
     names = [c for c in ORDER if any(c in w["summary"] for _, w in quick)]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
-    for ax, key, title in ((axes[0], "p50_us", "median latency"), (axes[1], "p99_us", "p99 latency")):
+    for ax, key, title in (
+        (axes[0], "p50_us", "median latency"),
+        (axes[1], "p99_us", "p99 latency"),
+    ):
         series = [(c, [w["summary"].get(c, {}).get(key) for _, w in quick], None) for c in names]
         _bars(ax, labels, series, COLORS)
         ax.set_yscale("log")
@@ -297,13 +300,18 @@ def quick_tables(results: Results, server: str) -> list[str]:
         rows.append(row)
     out = list_table(
         "Throughput: median of %d repetitions (± half the min-max spread), and as a ratio "
-        "to sync PyMongo" % reps, header, rows)
+        "to sync PyMongo" % reps,
+        header,
+        rows,
+    )
     rows = []
     for n, w in quick:
         row = ["``%s``" % n]
         for c in names:
             s = w["summary"].get(c)
-            row.append("%s / %s" % (num(s["p50_us"]), num(s["p99_us"])) if s and "p50_us" in s else "-")
+            row.append(
+                "%s / %s" % (num(s["p50_us"]), num(s["p99_us"])) if s and "p50_us" in s else "-"
+            )
         rows.append(row)
     out += list_table("Latency of one operation (one whole find or insert_many for the bulk "
                       "workloads), µs: p50 / p99", header, rows)  # fmt: skip
@@ -331,8 +339,16 @@ def slow_table(results: Results) -> list[str]:
     for n, w in slow:
         names = contenders_in(w["summary"])
         spec = w["spec"]
-        header = ["Contender", "wall time", "× ideal (1 s)", "RSS per pending op",
-                  "RSS per idle connection", "peak threads", "client CPU", "connections"]
+        header = [
+            "Contender",
+            "wall time",
+            "× ideal (1 s)",
+            "RSS per pending op",
+            "RSS per idle connection",
+            "peak threads",
+            "client CPU",
+            "connections",
+        ]
         rows = []
         for c in names:
             s = w["summary"][c]
@@ -347,7 +363,10 @@ def slow_table(results: Results) -> list[str]:
                                  else "%.2f s" % rep["wall_s"] for rep in reps)  # fmt: skip
             elif s["capped"]:
                 wall = "%.0f s projected (%d done in the %.0f s cap)" % (
-                    s["wall_s"]["median"], s["completed"], results.data.get("slow_cap_s", 0))
+                    s["wall_s"]["median"],
+                    s["completed"],
+                    results.data.get("slow_cap_s", 0),
+                )
             elif spec["reps"] > 1:
                 wall += " (%.2f-%.2f)" % (s["wall_s"]["min"], s["wall_s"]["max"])
             per_conn = s.get("rss_per_connection")
@@ -360,15 +379,18 @@ def slow_table(results: Results) -> list[str]:
                 num(s["connections_opened"]),
             ])  # fmt: skip
         title = "``%s``: %s (%d run%s each; sync PyMongo on one thread would take %s s)" % (
-            n, DESCRIPTIONS.get(n, n), spec["reps"], "s" if spec["reps"] > 1 else "",
-            num(spec["ops"] * spec["delay_ms"] / 1000.0))
+            n,
+            DESCRIPTIONS.get(n, n),
+            spec["reps"],
+            "s" if spec["reps"] > 1 else "",
+            num(spec["ops"] * spec["delay_ms"] / 1000.0),
+        )
         out += list_table(title, header, rows)
     return out
 
 
 def ratio_table(results: Results) -> list[str]:
-    header = ["Server / workload", "vs sync", "vs thread pool", "vs Motor 3",
-              "vs AsyncMongoClient"]
+    header = ["Server / workload", "vs sync", "vs thread pool", "vs Motor 3", "vs AsyncMongoClient"]
     rows = []
     for server in ("canned", "secantus"):
         for n, w in results.workloads(server):
@@ -424,8 +446,11 @@ def targets(results: Results) -> list[tuple[str, str, bool | None]]:
             add("``%s``: no OS thread per operation" % n,
                 "%d threads at peak (%d before)" % (s["threads_peak"], s["threads_base"]),
                 extra < 10)  # fmt: skip
-            add("``%s``: <= 10 KiB RSS per pending operation, its connection included" % n,
-                "%.1f KiB" % (s["rss_per_pending_op"] / 1024), s["rss_per_pending_op"] <= 10240)
+            add(
+                "``%s``: <= 10 KiB RSS per pending operation, its connection included" % n,
+                "%.1f KiB" % (s["rss_per_pending_op"] / 1024),
+                s["rss_per_pending_op"] <= 10240,
+            )
     for n in ("find_many", "insert_many"):
         vs = r.vs("canned", n)
         if "async" in vs:
@@ -492,16 +517,22 @@ def verdict(r: Results) -> list[str]:
         if q:
             wins = [v for v, _ in q if v >= 1.0]
             text += "faster on %d of %d quick workloads (%s the other's throughput)" % (
-                len(wins), len(q), span([v for v, _ in q]))
+                len(wins),
+                len(q),
+                span([v for v, _ in q]),
+            )
         if sl:
             text += "; %s on the slow ones (the other's wall time ÷ greenmotor's: %s)" % (
                 "faster" if all(v >= 1.0 for v, _ in sl) else "mixed",
-                span([v for v, _ in sl]))
+                span([v for v, _ in sl]),
+            )
         lines.append(text + ".")
     q = [r.vs("canned", n).get("sync") for n in quick if r.vs("canned", n).get("sync")]
     if q:
-        lines.append("* **vs sync PyMongo on one thread** (the floor: the same code with "
-                     "nothing around it): %s its throughput." % span(q))
+        lines.append(
+            "* **vs sync PyMongo on one thread** (the floor: the same code with "
+            "nothing around it): %s its throughput." % span(q)
+        )
     return lines + [""] if lines else []
 
 
@@ -527,7 +558,8 @@ def tail_latency(r: Results, conc: list[str]) -> list[str]:
             "straight on to its next operation while the others wait for the loop. (Measured "
             "while writing the suite, 50 coroutines doing 40 ``find_one`` each: the loop went "
             "292 ms without running a waiting callback while 624 operations completed, and no "
-            "operation waited more than 19 ms for a pooled connection.)")
+            "operation waited more than 19 ms for a pooled connection.)"
+        )
     return [text, ""]
 
 
@@ -591,9 +623,17 @@ def answer(results: Results) -> list[str]:
         cpu = []
         for n in bulk:
             sm = r.summary("canned", n)
-            cpu.append("``%s`` %s" % (n, ", ".join(
-                "%s %.1f ms" % (SHORT[c], sm[c]["cpu_us_per_op"] / 1000)
-                for c in ("sync", "greenmotor", "async") if "cpu_us_per_op" in sm.get(c, {}))))
+            cpu.append(
+                "``%s`` %s"
+                % (
+                    n,
+                    ", ".join(
+                        "%s %.1f ms" % (SHORT[c], sm[c]["cpu_us_per_op"] / 1000)
+                        for c in ("sync", "greenmotor", "async")
+                        if "cpu_us_per_op" in sm.get(c, {})
+                    ),
+                )
+            )
         out.append("**Bulk reads and writes** (1,000 documents per call): " + "; ".join(parts)
                    + ". Client CPU per call: " + "; ".join(cpu) + ". Each call costs one "
                    "greenlet and a handful of waits, so greenmotor's overhead is spread over "
@@ -672,9 +712,11 @@ def other_work(results: Results) -> str:
     shares.sort()
     median = shares[len(shares) // 2][0]
     top = shares[-1]
-    return ("the CPUs the suite did not use were busy %.0f%% of the time (median over "
-            "workloads; most: %.0f%% during %s ``%s``). The load average also counts the "
-            "thread-pool contender's own threads." % (median, top[0], top[1], top[2]))
+    return (
+        "the CPUs the suite did not use were busy %.0f%% of the time (median over "
+        "workloads; most: %.0f%% during %s ``%s``). The load average also counts the "
+        "thread-pool contender's own threads." % (median, top[0], top[1], top[2])
+    )
 
 
 def motor_workers(results: Results) -> int | None:
@@ -808,8 +850,10 @@ def render(results: Results, charts: dict, images_rel: str) -> str:
         "synchronous PyMongo in greenlets on the loop (greenmotor), on a thread pool (Motor 3), "
         "or to use PyMongo's native ``AsyncMongoClient``? And does the greenlet approach keep "
         "async's cheap waiting? These figures come from one run of the suite in "
-        "``benchmark/``%s." % (" (a ``--quick`` smoke run: few repetitions, small workloads)"
-                              if d.get("quick") else ""),
+        "``benchmark/``%s."
+        % (
+            " (a ``--quick`` smoke run: few repetitions, small workloads)" if d.get("quick") else ""
+        ),
         "",
     ]
     out += heading("The answer", "-")
@@ -878,7 +922,10 @@ def render(results: Results, charts: dict, images_rel: str) -> str:
               if "error" in w["runs"][c]]  # fmt: skip
     if errors:
         out += heading("Failed runs", "-")
-        out += ["* %s ``%s`` %s: %s" % (s, n, SHORT.get(c, c), e.replace("*", "")) for s, n, c, e in errors]
+        out += [
+            "* %s ``%s`` %s: %s" % (s, n, SHORT.get(c, c), e.replace("*", ""))
+            for s, n, c, e in errors
+        ]
         out += [""]
     return "\n".join(wrap_page(out)).rstrip() + "\n"
 

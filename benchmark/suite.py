@@ -51,12 +51,20 @@ def placement_cpus(placement: str) -> tuple[list[int] | None, list[int] | None, 
         return None, None, "not pinned (no sched_setaffinity on this platform)"
     first, last = available[0], available[-1]
     if placement == "same":
-        return [first], [first], (
-            "server and each client process pinned to CPU %d (like taskset -c %d); "
-            "the orchestrator runs on the other CPUs" % (first, first))
+        return (
+            [first],
+            [first],
+            (
+                "server and each client process pinned to CPU %d (like taskset -c %d); "
+                "the orchestrator runs on the other CPUs" % (first, first)
+            ),
+        )
     if placement == "split":
-        return [last], [first], (
-            "server pinned to CPU %d, each client process to CPU %d" % (last, first))
+        return (
+            [last],
+            [first],
+            ("server pinned to CPU %d, each client process to CPU %d" % (last, first)),
+        )
     return None, None, "not pinned: the kernel schedules server and clients"
 
 
@@ -121,7 +129,10 @@ class Server:
 
     def __repr__(self) -> str:
         return "<Server %s port=%d pid=%s>" % (
-            self.kind, self.port, self.process.pid if self.process else None)
+            self.kind,
+            self.port,
+            self.process.pid if self.process else None,
+        )
 
     @property
     def uri(self) -> str:
@@ -129,8 +140,16 @@ class Server:
 
     def start(self) -> None:
         if self.kind == "canned":
-            args = [sys.executable, os.path.join(ROOT, "benchmark", "canned_server.py"),
-                    "--port", "0", "--docs", str(COLLECTION_DOCS), "--doc-size", str(DOC_SIZE)]
+            args = [
+                sys.executable,
+                os.path.join(ROOT, "benchmark", "canned_server.py"),
+                "--port",
+                "0",
+                "--docs",
+                str(COLLECTION_DOCS),
+                "--doc-size",
+                str(DOC_SIZE),
+            ]
             self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True,
                                             preexec_fn=_pinned(self.cpus))  # fmt: skip
             line = self.process.stdout.readline().split()
@@ -140,8 +159,19 @@ class Server:
             self.port = int(line[1])
         else:
             self.port = _free_port()
-            args = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port",
-                    str(self.port), "--storage-path", ":memory:", "--log-level", "WARNING"]
+            args = [
+                sys.executable,
+                "-m",
+                "secantus",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--storage-path",
+                ":memory:",
+                "--log-level",
+                "WARNING",
+            ]
             self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL,
                                             preexec_fn=_pinned(self.cpus))  # fmt: skip
@@ -244,7 +274,7 @@ def run_worker(spec: dict, cpus: list[int] | None, timeout: float) -> dict:
         return {"contender": spec["contender"], "error": "worker timed out after %ds" % timeout}
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             if "error" in result:
                 result["stderr"] = out.stderr[-3000:]
             return result
@@ -396,11 +426,18 @@ def describe(name: str, workload: dict, run: dict) -> str:
         walls = ", ".join("%.2f%s" % (r["wall_s"], "*" if r.get("capped") else "") for r in reps)
         r = reps[-1]
         return "  %-10s wall %s s  rss/op %.1f KB  threads %d" % (
-            name, walls, r["rss_per_pending_op"] / 1024, r["threads_peak"])
+            name,
+            walls,
+            r["rss_per_pending_op"] / 1024,
+            r["threads_peak"],
+        )
     rates = ", ".join("%.0f" % r["ops_per_s"] for r in reps)
     return "  %-10s %s ops/s  p50 %.0f us  p99 %.0f us" % (
-        name, rates, statistics.median(r["p50_us"] for r in reps),
-        statistics.median(r["p99_us"] for r in reps))
+        name,
+        rates,
+        statistics.median(r["p50_us"] for r in reps),
+        statistics.median(r["p99_us"] for r in reps),
+    )
 
 
 # --- Machine and versions ------------------------------------------------------------------
@@ -453,7 +490,9 @@ def versions() -> dict:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: ~3 minutes")
     parser.add_argument("--servers", default="canned,secantus", help="canned,secantus")
     parser.add_argument("--contenders", default=",".join(CONTENDERS),
@@ -465,8 +504,12 @@ def parse_args(argv=None):
     parser.add_argument("--slow-cap", type=float, default=None,
                         help="seconds a slow workload may run before its wall time is "
                         "projected from its rate (default 20, --quick 10)")  # fmt: skip
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions of every workload (default: per workload)")
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="repetitions of every workload (default: per workload)",
+    )
     parser.add_argument("--worker-timeout", type=float, default=600.0)
     parser.add_argument("--ceiling-seconds", type=float, default=None,
                         help="per raw-socket ceiling measurement; 0 skips them "
@@ -496,13 +539,15 @@ def main(argv=None) -> dict:
     contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     unknown = set(contenders) - set(CONTENDERS)
     if unknown:
-        raise SystemExit("unknown contenders %s; choose from %s" % (sorted(unknown), list(CONTENDERS)))
+        raise SystemExit(
+            "unknown contenders %s; choose from %s" % (sorted(unknown), list(CONTENDERS))
+        )
     wanted = {w.strip() for w in args.workloads.split(",") if w.strip()}
 
     def log(message: str) -> None:
         print("[%6.1fs] %s" % (time.perf_counter() - started, message), flush=True)
 
-    results = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    results = {"generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                "command": os.environ.get("GREENMOTOR_BENCH_COMMAND") or
                " ".join(["python -m benchmark"] + (argv if argv is not None else sys.argv[1:])),
                "quick": args.quick, "machine": machine_info(args.placement, description),
@@ -553,7 +598,9 @@ def main(argv=None) -> dict:
                     "cpu_busy_pct": busy}  # fmt: skip
                 write_json(results_with(results, kind, part), args.output)
             if args.profile and kind == "canned":
-                part["profiles"] = run_profiles(server, workloads, contenders, args, client_cpus, log)
+                part["profiles"] = run_profiles(
+                    server, workloads, contenders, args, client_cpus, log
+                )
         finally:
             server.stop()
         results["servers"][kind] = part

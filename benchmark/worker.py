@@ -38,7 +38,6 @@ FILLER = "x" * 20
 # --- Process measurements ---------------------------------------------------------------
 
 
-
 def quick_op(db, coll, inserts, name: str):
     """The quick workloads' operation ``i``, for any driver whose calls look like PyMongo's."""
     if name == "ping":
@@ -48,6 +47,7 @@ def quick_op(db, coll, inserts, name: str):
     if name == "insert_one":
         return lambda i: inserts.insert_one({"i": i, "s": FILLER})
     raise ValueError(name)
+
 
 class Probe:
     """RSS, peak RSS and thread count of this process, from /proc (psutil elsewhere).
@@ -180,8 +180,9 @@ class GreenmotorContender(AsyncContender):
     name = "greenmotor"
 
     async def connect(self, uri: str, options: dict) -> None:
-        import greenmotor
         from tornado.ioloop import IOLoop
+
+        import greenmotor
 
         self.bind(greenmotor.MotorClient(uri, io_loop=IOLoop.current(), **options))
 
@@ -228,7 +229,6 @@ class ThreadsContender(AsyncContender):
         self.max_parallel = workers
 
     async def connect(self, uri: str, options: dict) -> None:
-        import pymongo
 
         self.sync = SyncContender()
         self.sync.connect(uri, options)
@@ -488,7 +488,7 @@ async def async_slow(c: AsyncContender, w: dict, probe: Probe, cap_s: float) -> 
         await asyncio.wait_for(asyncio.shield(gathered), cap_s)
         record["capped"] = False
         record["wall_s"] = last[0] - t0
-    except asyncio.TimeoutError:
+    except TimeoutError:
         # Did not finish within the cap (Motor: 10 threads, 1 s each): report how far it
         # got and the wall time its rate projects, then abandon the rest.
         elapsed = pc() - t0
@@ -577,7 +577,7 @@ def _short(path: str) -> str:
         if marker in path:
             return path.split(marker, 1)[1]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    return path[len(root):] if path.startswith(root) else path
+    return path[len(root) :] if path.startswith(root) else path
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -106,7 +106,7 @@ class Board:
             "_id": post_id,
             "author": author,
             "text": text,
-            "created": datetime.datetime.now(datetime.timezone.utc),
+            "created": datetime.datetime.now(datetime.UTC),
         }
         if image is not None:
             name = f"{post_id}-{image['filename']}"
@@ -159,7 +159,6 @@ class PostsHandler(BaseHandler):
         else:
             self.redirect("/")
 
-
     def _image(self) -> dict | None:
         files = self.request.files.get("image")
         if not files or not files[0]["body"]:
@@ -208,8 +207,11 @@ def make_app(uri: str) -> web.Application:
             (r"/posts", PostsHandler),
             (r"/stats", StatsHandler),
             (r"/live", LiveHandler),
-            (r"/images/(.+)", ImageHandler, {"database": board.client.demo,
-                                             "root_collection": "images"}),
+            (
+                r"/images/(.+)",
+                ImageHandler,
+                {"database": board.client.demo, "root_collection": "images"},
+            ),
         ],
         board=board,
         template_path=os.path.join(here, "templates"),

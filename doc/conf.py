@@ -122,7 +122,9 @@ _PYMONGO_TARGET = re.compile(
 )
 # Roles whose targets live on PyMongo's or MongoDB's own sites; without intersphinx they
 # cannot resolve here, so they become plain text (``:ref:`label``` or ``:doc:`text <page>```).
-_SITE_ROLE = re.compile(r":(?:ref|doc|manual|mongodoc):`(?:(?P<text>[^`<]+?)\s*<[^`>]*>|(?P<bare>[^`]+))`")
+_SITE_ROLE = re.compile(
+    r":(?:ref|doc|manual|mongodoc):`(?:(?P<text>[^`<]+?)\s*<[^`>]*>|(?P<bare>[^`]+))`"
+)
 # Directives of PyMongo's own Sphinx set-up (``.. mongodoc:: find`` links to MongoDB's manual).
 _PYMONGO_DIRECTIVE = re.compile(r"^(\s*)\.\. (mongodoc|mongodoc_link)::\s*(.*)$")
 # PyMongo's own version history (``.. versionchanged:: 4.1``), which would read as greenmotor's.
@@ -233,12 +235,12 @@ def process_docstring(app, what, name, obj, options, lines):
     # PyMongo's text is indented like source code and greenmotor's note after it is not:
     # dedent each part on its own, or the note would push PyMongo's into a block quote.
     head = clean_pymongo_docstring(inspect.cleandoc(pymongo_doc).splitlines())
-    note = inspect.cleandoc(full[len(pymongo_doc):]).splitlines()
+    note = inspect.cleandoc(full[len(pymongo_doc) :]).splitlines()
     if not note:
         lines[:] = head + [""]
         return
     if note[0].startswith("greenmotor:"):
-        note[0] = note[0][len("greenmotor:"):].lstrip()
+        note[0] = note[0][len("greenmotor:") :].lstrip()
     # The note goes right after the summary: PyMongo's examples below it are synchronous.
     summary_end = head.index("") if "" in head else len(head)
     if head and head[0].lstrip().startswith(".."):
@@ -270,8 +272,9 @@ def check_api_coverage(app, env):
     every attribute not starting with ``_``. A new method added to a class shows up in the
     reference by itself (autodoc), so this fires only when a page leaves a name out.
     """
-    import greenmotor.web
     from sphinx.util import logging
+
+    import greenmotor.web
 
     documented = {name for name, *_ in env.get_domain("py").get_objects()}
     missing = []

@@ -14,6 +14,7 @@ check_pymongo()
 
 from greenmotor.change_stream import MotorChangeStream  # noqa: E402
 from greenmotor.client import MotorClient, MotorCollection, MotorDatabase  # noqa: E402
+from greenmotor.core import GreenmotorUsageError  # noqa: E402
 from greenmotor.cursor import (  # noqa: E402
     MotorCommandCursor,
     MotorCursor,
@@ -29,7 +30,6 @@ from greenmotor.gridfs import (  # noqa: E402
     MotorGridOutCursor,
 )
 from greenmotor.session import MotorClientSession  # noqa: E402
-from greenmotor.core import GreenmotorUsageError  # noqa: E402
 
 version = __version__ = "0.1.0"
 

@@ -22,7 +22,8 @@ are replaced by passing functions of the same shape to :class:`AIOHTTPGridFS`.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Callable, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import gridfs
 
@@ -168,9 +169,7 @@ class AIOHTTPGridFS:
         stored_type = gridout.delegate._file.get("contentType")
         cache_time = self._get_cache_time(path, gridout.upload_date, stored_type)
         if cache_time > 0:
-            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
-                seconds=cache_time
-            )
+            expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=cache_time)
             response.headers["Expires"] = expires.strftime("%a, %d %b %Y %H:%M:%S GMT")
             response.headers["Cache-Control"] = f"max-age={cache_time}"
         else:

@@ -129,4 +129,3 @@ class MotorChangeStream(MotorWrapper):
 
     def __exit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
         pass
-

@@ -24,11 +24,8 @@ from greenmotor import green_kms, green_pool
 from greenmotor.change_stream import MotorChangeStream
 from greenmotor.core import GreenmotorUsageError
 from greenmotor.cursor import (
-    MotorCommandCursor,
-    MotorCursor,
     MotorLatentCommandCursor,
     MotorRawBatchCommandCursor,
-    MotorRawBatchCursor,
 )
 from greenmotor.metaprogramming import (
     Async,
@@ -37,7 +34,6 @@ from greenmotor.metaprogramming import (
     ReadOnly,
     unwrap_all,
 )
-from greenmotor.session import MotorClientSession
 
 __all__ = ["MotorClient", "MotorCollection", "MotorDatabase"]
 
@@ -47,7 +43,6 @@ MOTOR_VERSION = "3.7.1"
 
 class _MotorLatentRawBatchCommandCursor(MotorLatentCommandCursor):
     __delegate_class__ = MotorRawBatchCommandCursor.__delegate_class__
-
 
 
 class _CommonProperties(MotorWrapper):
@@ -426,9 +421,7 @@ class MotorCollection(_Namespace):
     ) -> None:
         # No **kwargs: PyMongo's Collection(..., capped=True) creates the collection, I/O a
         # constructor can't do. The database must be of this class's flavour.
-        if not (
-            isinstance(database, MotorDatabase) and database._framework is self._framework
-        ):
+        if not (isinstance(database, MotorDatabase) and database._framework is self._framework):
             raise TypeError(
                 f"First argument to MotorCollection must be MotorDatabase, not {database!r}"
             )

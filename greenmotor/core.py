@@ -33,7 +33,8 @@ import itertools
 import math
 import threading
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import greenlet  # type: ignore[import-untyped]
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pymongo.cursor import CursorType
 from pymongo.errors import InvalidOperation
@@ -197,7 +198,9 @@ class _BaseCursor(MotorWrapper):
             raise TypeError("callback must be a callable")
         self._loop().call_soon(self._each_step, callback, None)
 
-    def _each_step(self, callback: Callable[[Any, Any], Any], fetched: asyncio.Future | None) -> None:
+    def _each_step(
+        self, callback: Callable[[Any, Any], Any], fetched: asyncio.Future | None
+    ) -> None:
         if fetched is not None:
             error = asyncio.CancelledError() if fetched.cancelled() else fetched.exception()
             if error is not None:
@@ -415,4 +418,3 @@ class NeverStarted:
 
     def to_list(self, length: int | None = None) -> list:
         return []
-

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import ssl
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pymongo.daemon import _spawn_daemon
 from pymongo.ssl_support import get_ssl_context
 from pymongo.synchronous._kms_connect import _connect_kms
-from pymongo.synchronous.encryption import ClientEncryption, _EncryptionIO, _Encrypter
+from pymongo.synchronous.encryption import ClientEncryption, _Encrypter, _EncryptionIO
 
 from greenmotor import green_pool
 from greenmotor.core import call_in_executor

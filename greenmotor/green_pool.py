@@ -19,15 +19,15 @@ for the pool queues it deadlocks: the greenlet that would return the connection 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import types
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pymongo import network_layer
 from pymongo.synchronous import client_session, mongo_client
 from pymongo.synchronous.pool import Connection, Pool
-
-import threading
 
 from greenmotor import green_socket
 from greenmotor.core import Wakeup, current_driver_greenlet, wait_for_future

@@ -210,7 +210,9 @@ class GreenSocket:
             else:
                 view = view[sent:]
 
-    def _wait_or_raise(self, exc: BaseException, event: int, deadline: float | None) -> float | None:
+    def _wait_or_raise(
+        self, exc: BaseException, event: int, deadline: float | None
+    ) -> float | None:
         """Wait for the socket, honouring the blocking-socket timeout; return the deadline."""
         timeout = self._timeout
         if timeout is None:

@@ -26,7 +26,8 @@ import asyncio
 import functools
 import inspect
 import itertools
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo.synchronous.client_session import ClientSession
 
@@ -53,7 +54,8 @@ def unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Motor objects given as arguments (sessions, databases...) become PyMongo's."""
     session = kwargs.get("session")
     if session is not None and not isinstance(
-        _unwrap(session), ClientSession  # Motor also takes the PyMongo session itself
+        _unwrap(session),
+        ClientSession,  # Motor also takes the PyMongo session itself
     ):
         raise TypeError(
             f"session must be a MotorClientSession (from await client.start_session()), "

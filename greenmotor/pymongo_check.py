@@ -82,11 +82,15 @@ class Hook:
         if self.params is not None:
             params = tuple(inspect.signature(obj).parameters)  # type: ignore[arg-type]
             if params != self.params:
-                return f"{self.place} now takes ({', '.join(params)}), not ({', '.join(self.params)})"
+                return (
+                    f"{self.place} now takes ({', '.join(params)}), not ({', '.join(self.params)})"
+                )
         return None
 
 
-def _hook(place: str, why: str, looks_up: str = "", strings: str = "", params: str | None = None) -> Hook:
+def _hook(
+    place: str, why: str, looks_up: str = "", strings: str = "", params: str | None = None
+) -> Hook:
     return Hook(
         place,
         why,
@@ -98,99 +102,171 @@ def _hook(place: str, why: str, looks_up: str = "", strings: str = "", params: s
 
 # Hooks every supported minor offers alike.
 _COMMON = (
-    _hook("pymongo.synchronous.pool:Pool.connect",
-          "GreenPool.connect runs a copy of it with greenmotor's socket factory and Connection",
-          looks_up="_configured_socket_interface Connection", params="self handler"),
-    _hook("pymongo.synchronous.pool:Pool.__init__",
-          "GreenPool replaces the two wait-queue conditions it creates on its lock",
-          looks_up="lock size_cond _max_connecting_cond"),
-    _hook("pymongo.synchronous.pool:Connection.receive_message",
-          "GreenConnection reads through a copy of it that calls green_socket.receive_data",
-          looks_up="receive_message"),
-    _hook("pymongo.network_layer:receive_message",
-          "GreenConnection copies it to read with green_socket.receive_data",
-          looks_up="receive_data"),
-    _hook("pymongo.network_layer:receive_data",
-          "green_socket.receive_data takes its place, with the same contract",
-          params="conn length deadline"),
-    _hook("pymongo.network_layer:NetworkingInterface.sock",
-          "green_socket.receive_data finds the GreenSocket as conn.conn.sock"),
-    _hook("pymongo.pool_shared:_configured_socket_interface",
-          "green_socket.green_socket_interface re-implements it for greenmotor's pools",
-          params="address options ssl_session_cache"),
-    _hook("pymongo.pool_shared:_create_connection",
-          "green_socket._connect_tcp re-implements it (DNS, connect, socket options)"),
-    _hook("pymongo.pool_shared:_configured_socket",
-          "green_socket.green_socket_interface re-implements its TLS handshake; green_kms "
-          "replaces it in its copy of _connect_kms", params="address options"),
-    _hook("pymongo.pool_shared:_CancellationContext.cancel",
-          "GreenCancellation extends it to wake a parked greenlet"),
-    _hook("pymongo.pool_shared:_get_ssl_session", "green_socket caches TLS sessions with it",
-          params="ssl_sock"),
-    _hook("pymongo.pool_shared:_get_timeout_details", "green_socket's TLS errors name the timeouts",
-          params="options"),
-    _hook("pymongo.pool_shared:_raise_connection_failure",
-          "green_socket raises TLS handshake failures through it",
-          params="address error msg_prefix timeout_details"),
-    _hook("pymongo.pool_shared:_set_keepalive_times", "green_socket sets keepalive with it",
-          params="sock"),
-    _hook("pymongo.errors:_OperationCancelled",
-          "green_socket.receive_data raises it when the connection is cancelled"),
-    _hook("pymongo._csot:remaining", "green_socket bounds connects by the CSOT deadline",
-          params=""),
-    _hook("pymongo.synchronous.mongo_client:MongoClient._get_topology",
-          "GreenMongoClient opens mongodb+srv clients off the loop, keyed on these",
-          looks_up="_opened _resolve_srv_info", strings="is_srv"),
-    _hook("pymongo.synchronous.mongo_client:MongoClient.__init__",
-          "client_hooks() passes these keyword arguments",
-          strings="_pool_class _condition_class"),
-    _hook("pymongo.synchronous.mongo_client:time",
-          "install_green_sleeps swaps the module its retry back-off sleeps with"),
-    _hook("pymongo.synchronous.client_session:time",
-          "install_green_sleeps swaps the module with_transaction sleeps with"),
+    _hook(
+        "pymongo.synchronous.pool:Pool.connect",
+        "GreenPool.connect runs a copy of it with greenmotor's socket factory and Connection",
+        looks_up="_configured_socket_interface Connection",
+        params="self handler",
+    ),
+    _hook(
+        "pymongo.synchronous.pool:Pool.__init__",
+        "GreenPool replaces the two wait-queue conditions it creates on its lock",
+        looks_up="lock size_cond _max_connecting_cond",
+    ),
+    _hook(
+        "pymongo.synchronous.pool:Connection.receive_message",
+        "GreenConnection reads through a copy of it that calls green_socket.receive_data",
+        looks_up="receive_message",
+    ),
+    _hook(
+        "pymongo.network_layer:receive_message",
+        "GreenConnection copies it to read with green_socket.receive_data",
+        looks_up="receive_data",
+    ),
+    _hook(
+        "pymongo.network_layer:receive_data",
+        "green_socket.receive_data takes its place, with the same contract",
+        params="conn length deadline",
+    ),
+    _hook(
+        "pymongo.network_layer:NetworkingInterface.sock",
+        "green_socket.receive_data finds the GreenSocket as conn.conn.sock",
+    ),
+    _hook(
+        "pymongo.pool_shared:_configured_socket_interface",
+        "green_socket.green_socket_interface re-implements it for greenmotor's pools",
+        params="address options ssl_session_cache",
+    ),
+    _hook(
+        "pymongo.pool_shared:_create_connection",
+        "green_socket._connect_tcp re-implements it (DNS, connect, socket options)",
+    ),
+    _hook(
+        "pymongo.pool_shared:_configured_socket",
+        "green_socket.green_socket_interface re-implements its TLS handshake; green_kms "
+        "replaces it in its copy of _connect_kms",
+        params="address options",
+    ),
+    _hook(
+        "pymongo.pool_shared:_CancellationContext.cancel",
+        "GreenCancellation extends it to wake a parked greenlet",
+    ),
+    _hook(
+        "pymongo.pool_shared:_get_ssl_session",
+        "green_socket caches TLS sessions with it",
+        params="ssl_sock",
+    ),
+    _hook(
+        "pymongo.pool_shared:_get_timeout_details",
+        "green_socket's TLS errors name the timeouts",
+        params="options",
+    ),
+    _hook(
+        "pymongo.pool_shared:_raise_connection_failure",
+        "green_socket raises TLS handshake failures through it",
+        params="address error msg_prefix timeout_details",
+    ),
+    _hook(
+        "pymongo.pool_shared:_set_keepalive_times",
+        "green_socket sets keepalive with it",
+        params="sock",
+    ),
+    _hook(
+        "pymongo.errors:_OperationCancelled",
+        "green_socket.receive_data raises it when the connection is cancelled",
+    ),
+    _hook(
+        "pymongo._csot:remaining", "green_socket bounds connects by the CSOT deadline", params=""
+    ),
+    _hook(
+        "pymongo.synchronous.mongo_client:MongoClient._get_topology",
+        "GreenMongoClient opens mongodb+srv clients off the loop, keyed on these",
+        looks_up="_opened _resolve_srv_info",
+        strings="is_srv",
+    ),
+    _hook(
+        "pymongo.synchronous.mongo_client:MongoClient.__init__",
+        "client_hooks() passes these keyword arguments",
+        strings="_pool_class _condition_class",
+    ),
+    _hook(
+        "pymongo.synchronous.mongo_client:time",
+        "install_green_sleeps swaps the module its retry back-off sleeps with",
+    ),
+    _hook(
+        "pymongo.synchronous.client_session:time",
+        "install_green_sleeps swaps the module with_transaction sleeps with",
+    ),
     # Client-side field level encryption (greenmotor/green_kms.py).
-    _hook("pymongo.synchronous._kms_connect:_connect_kms",
-          "green_kms runs a copy of it with green connect and TLS wrapping",
-          looks_up="_configured_socket _wrap_socket_tls",
-          params="address opts kms_connect_callback timeout"),
-    _hook("pymongo.pool_shared:_wrap_socket_tls",
-          "green_kms replaces it in its copy of _connect_kms", params="sock address options"),
-    _hook("pymongo.synchronous.encryption:_EncryptionIO.kms_request",
-          "GreenEncryptionIO runs a copy of it with green connect, TLS context and sleep",
-          looks_up="_connect_kms get_ssl_context time"),
-    _hook("pymongo.synchronous.encryption:_EncryptionIO.spawn",
-          "GreenEncryptionIO spawns mongocryptd off the loop", looks_up="_spawn_daemon"),
-    _hook("pymongo.synchronous.encryption:ClientEncryption.__init__",
-          "GreenClientEncryption builds a GreenEncryptionIO in a copy of it",
-          looks_up="_EncryptionIO"),
-    _hook("pymongo.synchronous.encryption:_Encrypter.__init__",
-          "GreenEncrypter builds a GreenEncryptionIO and a green mongocryptd client in a copy",
-          looks_up="_EncryptionIO MongoClient"),
-    _hook("pymongo.daemon:_spawn_daemon", "green_kms runs it in the loop's executor",
-          params="args"),
-    _hook("pymongo.synchronous.mongo_client:MongoClient._init_based_on_options",
-          "MotorClient replaces the _Encrypter it builds for auto_encryption_opts",
-          looks_up="_encrypter"),
+    _hook(
+        "pymongo.synchronous._kms_connect:_connect_kms",
+        "green_kms runs a copy of it with green connect and TLS wrapping",
+        looks_up="_configured_socket _wrap_socket_tls",
+        params="address opts kms_connect_callback timeout",
+    ),
+    _hook(
+        "pymongo.pool_shared:_wrap_socket_tls",
+        "green_kms replaces it in its copy of _connect_kms",
+        params="sock address options",
+    ),
+    _hook(
+        "pymongo.synchronous.encryption:_EncryptionIO.kms_request",
+        "GreenEncryptionIO runs a copy of it with green connect, TLS context and sleep",
+        looks_up="_connect_kms get_ssl_context time",
+    ),
+    _hook(
+        "pymongo.synchronous.encryption:_EncryptionIO.spawn",
+        "GreenEncryptionIO spawns mongocryptd off the loop",
+        looks_up="_spawn_daemon",
+    ),
+    _hook(
+        "pymongo.synchronous.encryption:ClientEncryption.__init__",
+        "GreenClientEncryption builds a GreenEncryptionIO in a copy of it",
+        looks_up="_EncryptionIO",
+    ),
+    _hook(
+        "pymongo.synchronous.encryption:_Encrypter.__init__",
+        "GreenEncrypter builds a GreenEncryptionIO and a green mongocryptd client in a copy",
+        looks_up="_EncryptionIO MongoClient",
+    ),
+    _hook(
+        "pymongo.daemon:_spawn_daemon", "green_kms runs it in the loop's executor", params="args"
+    ),
+    _hook(
+        "pymongo.synchronous.mongo_client:MongoClient._init_based_on_options",
+        "MotorClient replaces the _Encrypter it builds for auto_encryption_opts",
+        looks_up="_encrypter",
+    ),
 )
 
 #: PyMongo minor -> the hooks greenmotor relies on in it. The newest minor comes last.
 SUPPORTED: dict[tuple[int, int], tuple[Hook, ...]] = {
-    (4, 19): _COMMON + (
-        _hook("pymongo.synchronous.pool:Pool.__init__",
-              "GreenPool keeps monitor pools plain by is_sdam",
-              looks_up="is_sdam"),
-        _hook("pymongo.synchronous.pool:Connection.__init__",
-              "GreenConnection replaces the cancel flag it creates",
-              looks_up="cancel_context"),
+    (4, 19): _COMMON
+    + (
+        _hook(
+            "pymongo.synchronous.pool:Pool.__init__",
+            "GreenPool keeps monitor pools plain by is_sdam",
+            looks_up="is_sdam",
+        ),
+        _hook(
+            "pymongo.synchronous.pool:Connection.__init__",
+            "GreenConnection replaces the cancel flag it creates",
+            looks_up="cancel_context",
+        ),
     ),
     # 4.20 moved the bodies of Pool.__init__ and Connection.__init__ to shared base classes.
-    (4, 20): _COMMON + (
-        _hook("pymongo.pool_shared:_AgnosticBasePool.__init__",
-              "GreenPool keeps monitor pools plain by is_sdam",
-              looks_up="is_sdam"),
-        _hook("pymongo.pool_shared:_AgnosticBaseConnection.__init__",
-              "GreenConnection replaces the cancel flag it creates",
-              looks_up="cancel_context"),
+    (4, 20): _COMMON
+    + (
+        _hook(
+            "pymongo.pool_shared:_AgnosticBasePool.__init__",
+            "GreenPool keeps monitor pools plain by is_sdam",
+            looks_up="is_sdam",
+        ),
+        _hook(
+            "pymongo.pool_shared:_AgnosticBaseConnection.__init__",
+            "GreenConnection replaces the cancel flag it creates",
+            looks_up="cancel_context",
+        ),
     ),
 }
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pymongo.errors import PyMongoError
 from pymongo.synchronous.client_session import ClientSession

@@ -43,8 +43,8 @@ def _content_type_of(gridout: Any, path: str) -> str | None:
 def _as_utc(moment: datetime.datetime) -> datetime.datetime:
     """An aware UTC datetime; a naive one is taken as UTC (PyMongo's default dates)."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=datetime.timezone.utc)
-    return moment.astimezone(datetime.timezone.utc)
+        return moment.replace(tzinfo=datetime.UTC)
+    return moment.astimezone(datetime.UTC)
 
 
 def _etag_matches(if_none_match: str, checksum: str) -> bool:
@@ -129,9 +129,7 @@ class GridFSHandler(web.RequestHandler):
         self.set_header("Content-Type", mime_type)
         cache_time = self.get_cache_time(path, modified, mime_type)
         if cache_time > 0:
-            expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(
-                seconds=cache_time
-            )
+            expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=cache_time)
             self.set_header("Expires", expires)
             self.set_header("Cache-Control", f"max-age={cache_time}")
         else:

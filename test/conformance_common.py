@@ -65,7 +65,7 @@ def suite_dir(project: str, version: str, cache: Path) -> Path:
         members = []
         for member in tar.getmembers():
             if member.name.startswith(prefix + "test/") or member.name == prefix + "pyproject.toml":
-                member.name = member.name[len(prefix):]
+                member.name = member.name[len(prefix) :]
                 members.append(member)
         tar.extractall(target, members=members, filter="data")
     (target / ".complete").touch()

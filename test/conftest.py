@@ -15,12 +15,12 @@ import uuid
 
 import pymongo
 import pytest
+from servers import SecantusServer, uri_from_environment
 from tornado.ioloop import IOLoop
 
 import greenmotor
 import greenmotor.motor_asyncio
 import greenmotor.motor_tornado
-from servers import SecantusServer, uri_from_environment
 
 TEST_TIMEOUT = 60
 

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import pymongo
 
 
 @contextlib.contextmanager
-def fail_command(sync_client: pymongo.MongoClient, commands: list[str], times: int = 1,
-                 app_name: str | None = None, **data) -> Iterator[None]:
+def fail_command(
+    sync_client: pymongo.MongoClient,
+    commands: list[str],
+    times: int = 1,
+    app_name: str | None = None,
+    **data,
+) -> Iterator[None]:
     """Configure ``failCommand`` for the block, then switch it off.
 
     ``data`` holds the fail point's options, e.g. ``blockConnection=True, blockTimeMS=800``

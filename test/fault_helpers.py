@@ -19,8 +19,9 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pymongo import monitoring
 from pymongo.errors import OperationFailure, PyMongoError
@@ -226,8 +227,9 @@ class LogCapture(logging.Handler):
         self.records.append(f"{record.name}: {record.getMessage()}")
 
     def _loop_exception(self, loop: Any, context: dict) -> None:
-        self.records.append(f"loop exception handler: {context.get('message')} "
-                            f"{context.get('exception')!r}")
+        self.records.append(
+            f"loop exception handler: {context.get('message')} {context.get('exception')!r}"
+        )
 
     def __enter__(self) -> LogCapture:
         logging.getLogger().addHandler(self)

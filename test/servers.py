@@ -64,7 +64,9 @@ class SecantusServer:
         raise RuntimeError(f"SecantusDB did not listen on {self.port} in {timeout}s")
 
     def wait_ready(self, client_options: dict | None = None) -> None:
-        with pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=30000, **(client_options or {})) as c:
+        with pymongo.MongoClient(
+            self.uri, serverSelectionTimeoutMS=30000, **(client_options or {})
+        ) as c:
             c.admin.command("ping")
 
     def kill(self) -> None:

@@ -73,7 +73,7 @@ async def fetch(http, path, method="GET", **headers):
 
 
 def http_date(moment):
-    return email.utils.format_datetime(moment.replace(tzinfo=datetime.timezone.utc), usegmt=True)
+    return email.utils.format_datetime(moment.replace(tzinfo=datetime.UTC), usegmt=True)
 
 
 def test_get_and_head(server_uri, db_name, stored):
@@ -90,9 +90,7 @@ def test_get_and_head(server_uri, db_name, stored):
     assert headers["Cache-Control"] == "public" and "Expires" not in headers
     # The upload date in whole seconds (aiohttp would round a date with milliseconds up).
     last_modified = email.utils.parsedate_to_datetime(headers["Last-Modified"])
-    assert last_modified == stored.upload_date.replace(
-        microsecond=0, tzinfo=datetime.timezone.utc
-    )
+    assert last_modified == stored.upload_date.replace(microsecond=0, tzinfo=datetime.UTC)
     assert (head_status, head_body) == (200, b"")
     for name in ("Content-Length", "Content-Type", "Etag", "Last-Modified", "Cache-Control"):
         assert head_headers[name] == headers[name]
@@ -141,8 +139,9 @@ def test_errors(server_uri, db_name, stored):
     assert (missing[0], missing[2]) == (404, b"/fs/bar")
     assert post[0] == 405 and set(post[1]["Allow"].split(",")) == {"GET", "HEAD"}
     assert bad_route[0] == 500
-    assert b'Bad AIOHTTPGridFS route "/x/{wrongname}", requires a {filename} variable' in (
-        bad_route[2]
+    assert (
+        b'Bad AIOHTTPGridFS route "/x/{wrongname}", requires a {filename} variable'
+        in (bad_route[2])
     )
 
 
@@ -191,7 +190,7 @@ def test_hooks(server_uri, db_name, stored):
     assert status == 200 and body == CONTENTS
     assert headers["Cache-Control"] == "max-age=10" and headers["quux"] == "foo"
     expires = email.utils.parsedate_to_datetime(headers["Expires"])
-    in_ten = expires - datetime.datetime.now(datetime.timezone.utc)
+    in_ten = expires - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(seconds=8) < in_ten < datetime.timedelta(seconds=12)
     # As Motor: the request's path, the upload date, the stored content type.
     assert cache_calls == [("/fs/id", stored.upload_date, "my type")]
@@ -213,7 +212,7 @@ def test_hook_returning_an_unopened_file(server_uri, db_name, stored):
 
 
 def test_tz_aware_client(server_uri, db_name, stored):
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     minutes = datetime.timedelta(minutes=10)
 
     async def scenario(http, db):

@@ -14,12 +14,12 @@ import threading
 import pymongo
 import pytest
 from bson.errors import InvalidDocument
+from fault_helpers import loop_greenlets
 from pymongo import monitoring
 from pymongo.errors import ConfigurationError, InvalidName, InvalidOperation
 from tornado.ioloop import IOLoop
 
 from greenmotor import GreenmotorUsageError, MotorClient, MotorDatabase
-from fault_helpers import loop_greenlets
 
 # Bad URIs and options: (arguments, keyword arguments, error type, words the message has).
 BAD_CONFIGURATIONS = {
@@ -27,26 +27,49 @@ BAD_CONFIGURATIONS = {
     "port not a number": (("mongodb://localhost:notaport",), {}, ValueError, "Port"),
     "port out of range": (("mongodb://localhost:70000",), {}, ValueError, "Port"),
     "srv URI with a port": (
-        ("mongodb+srv://cluster.example.com:27017",), {}, pymongo.errors.InvalidURI, "port"),
+        ("mongodb+srv://cluster.example.com:27017",),
+        {},
+        pymongo.errors.InvalidURI,
+        "port",
+    ),
     "conflicting TLS options": (
-        ("mongodb://localhost/?tlsInsecure=true&tlsAllowInvalidCertificates=true",), {},
-        pymongo.errors.InvalidURI, "tlsInsecure"),
+        ("mongodb://localhost/?tlsInsecure=true&tlsAllowInvalidCertificates=true",),
+        {},
+        pymongo.errors.InvalidURI,
+        "tlsInsecure",
+    ),
     "load balancing with a replica set": (
-        ("mongodb://localhost/?loadBalanced=true&replicaSet=rs",), {}, ConfigurationError,
-        "loadBalanced"),
+        ("mongodb://localhost/?loadBalanced=true&replicaSet=rs",),
+        {},
+        ConfigurationError,
+        "loadBalanced",
+    ),
     "timeout of the wrong type": (
-        ("localhost",), {"serverSelectionTimeoutMS": "soon"}, ValueError,
-        "serverSelectionTimeoutMS"),
-    "negative timeout": (
-        ("localhost",), {"connectTimeoutMS": -5}, ValueError, "connectTimeoutMS"),
+        ("localhost",),
+        {"serverSelectionTimeoutMS": "soon"},
+        ValueError,
+        "serverSelectionTimeoutMS",
+    ),
+    "negative timeout": (("localhost",), {"connectTimeoutMS": -5}, ValueError, "connectTimeoutMS"),
     "unknown read preference": (
-        ("localhost",), {"readPreference": "sometimes"}, ValueError, "read preference"),
+        ("localhost",),
+        {"readPreference": "sometimes"},
+        ValueError,
+        "read preference",
+    ),
     "document_class not a mapping": (
-        ("localhost",), {"document_class": int}, TypeError, "document_class"),
+        ("localhost",),
+        {"document_class": int},
+        TypeError,
+        "document_class",
+    ),
     "listener of the wrong kind": (
-        ("localhost",), {"event_listeners": [object()]}, TypeError, "Listeners"),
-    "write concern w of the wrong type": (
-        ("localhost",), {"w": 1.5}, TypeError, "type for w"),
+        ("localhost",),
+        {"event_listeners": [object()]},
+        TypeError,
+        "Listeners",
+    ),
+    "write concern w of the wrong type": (("localhost",), {"w": 1.5}, TypeError, "type for w"),
 }
 
 
@@ -123,8 +146,9 @@ async def test_session_of_another_client_is_refused(server_uri, client, io_loop)
 
 
 @pytest.mark.parametrize("method", ["insert_one", "to_list", "find_one", "command"])
-async def test_non_callable_callback_is_refused_before_any_work(method, client, sync_client,
-                                                                io_loop):
+async def test_non_callable_callback_is_refused_before_any_work(
+    method, client, sync_client, io_loop
+):
     coll = client.greenmotor_bad_input.callbacks
     calls = {
         "insert_one": lambda cb: coll.insert_one({"_id": "never"}, callback=cb),
@@ -187,8 +211,11 @@ def test_cursor_and_session_from_another_thread_are_refused(client, io_loop):
         cursor, session = await prepare()
 
         def other_thread():
-            for call in (lambda: cursor.to_list(None), client.start_session,
-                         lambda: session.end_session()):
+            for call in (
+                lambda: cursor.to_list(None),
+                client.start_session,
+                lambda: session.end_session(),
+            ):
                 try:
                     call()
                 except GreenmotorUsageError as exc:
@@ -231,15 +258,22 @@ async def test_after_close_every_entry_point_says_so(server_uri, sync_client, io
     sync_client.greenmotor_bad_input.after_close.drop()
 
 
-async def test_close_with_operations_in_flight_ends_them_without_hanging(server_uri, sync_client,
-                                                                          io_loop):
+async def test_close_with_operations_in_flight_ends_them_without_hanging(
+    server_uri, sync_client, io_loop
+):
     from failpoints import fail_command
 
     client = MotorClient(server_uri, appname="greenmotor-bad-input", io_loop=io_loop)
     coll = client.greenmotor_bad_input.in_flight
     await coll.insert_one({"_id": 1})
-    with fail_command(sync_client, ["find"], times=5, blockConnection=True, blockTimeMS=300,
-                      app_name="greenmotor-bad-input"):
+    with fail_command(
+        sync_client,
+        ["find"],
+        times=5,
+        blockConnection=True,
+        blockTimeMS=300,
+        app_name="greenmotor-bad-input",
+    ):
         pending = [coll.find_one({"_id": 1}) for _ in range(5)]
         await asyncio.sleep(0.05)
         client.close()

@@ -17,13 +17,7 @@ import warnings
 from datetime import timedelta
 
 import pytest
-from tornado import gen, web
-from tornado.httpclient import AsyncHTTPClient
-from tornado.httpserver import HTTPServer
-from tornado.testing import bind_unused_port
-
-from greenmotor import MotorClient
-from greenmotor.core import in_flight
+from failpoints import fail_command
 from fault_helpers import (
     CommandRecorder,
     LogCapture,
@@ -35,9 +29,15 @@ from fault_helpers import (
     loop_greenlets,
     quiesce,
 )
-from failpoints import fail_command
 from scripted_servers import ScriptedServer, StalledListener
 from servers import free_port
+from tornado import gen, web
+from tornado.httpclient import AsyncHTTPClient
+from tornado.httpserver import HTTPServer
+from tornado.testing import bind_unused_port
+
+from greenmotor import MotorClient
+from greenmotor.core import in_flight
 
 APP = "greenmotor-cancellation"
 
@@ -67,8 +67,9 @@ async def test_wait_for_closes_the_connection_with_a_request_in_flight(
     await coll.insert_one({"_id": 1})
     loop = asyncio.get_running_loop()
     with LogCapture(loop) as logs:
-        with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=1000,
-                          app_name=APP):
+        with fail_command(
+            sync_client, ["find"], blockConnection=True, blockTimeMS=1000, app_name=APP
+        ):
             with pytest.raises(asyncio.TimeoutError):
                 await asyncio.wait_for(coll.find_one({"_id": 1}), 0.1)
             await settle()
@@ -90,8 +91,9 @@ async def test_gen_with_timeout_leaves_the_operation_running_to_completion(
     await coll.insert_one({"_id": 1})
     loop = asyncio.get_running_loop()
     with LogCapture(loop) as logs:
-        with fail_command(sync_client, ["find"], times=2, blockConnection=True, blockTimeMS=300,
-                          app_name=APP):
+        with fail_command(
+            sync_client, ["find"], times=2, blockConnection=True, blockTimeMS=300, app_name=APP
+        ):
             future = coll.find_one({"_id": 1})
             with pytest.raises(gen.TimeoutError):
                 await gen.with_timeout(timedelta(seconds=0.05), future)
@@ -126,14 +128,16 @@ async def _cancel_task_soon(awaitable, delay: float = 0.1) -> None:
 
 async def test_task_cancel_while_waiting_for_the_pool(server_uri, sync_client, io_loop):
     events = PoolEvents()
-    client = MotorClient(server_uri, maxPoolSize=1, appname=APP, event_listeners=[events],
-                         io_loop=io_loop)
+    client = MotorClient(
+        server_uri, maxPoolSize=1, appname=APP, event_listeners=[events], io_loop=io_loop
+    )
     coll = client.greenmotor_cancel.pool_wait
     await coll.insert_one({"_id": 1})
     loop = asyncio.get_running_loop()
     with LogCapture(loop) as logs:
-        with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=400,
-                          app_name=APP):
+        with fail_command(
+            sync_client, ["find"], blockConnection=True, blockTimeMS=400, app_name=APP
+        ):
             holder = coll.find_one({"_id": 1})
             await asyncio.sleep(0.05)
             await _cancel_task_soon(client.admin.command("ping"))
@@ -150,8 +154,7 @@ async def test_task_cancel_while_waiting_for_the_pool(server_uri, sync_client, i
 
 
 async def test_task_cancel_during_server_selection(io_loop):
-    client = MotorClient("127.0.0.1", free_port(), serverSelectionTimeoutMS=10_000,
-                         io_loop=io_loop)
+    client = MotorClient("127.0.0.1", free_port(), serverSelectionTimeoutMS=10_000, io_loop=io_loop)
     loop = asyncio.get_running_loop()
     with LogCapture(loop) as logs:
         await _cancel_task_soon(client.admin.command("ping"), delay=0.3)
@@ -164,8 +167,11 @@ async def test_task_cancel_during_server_selection(io_loop):
 async def test_task_cancel_during_tcp_connect_closes_the_socket(io_loop):
     # loadBalanced: no monitor, so the operation's own pool connects - into a full backlog.
     with StalledListener() as port:
-        client = MotorClient(f"mongodb://127.0.0.1:{port}/?loadBalanced=true",
-                             connectTimeoutMS=10_000, io_loop=io_loop)
+        client = MotorClient(
+            f"mongodb://127.0.0.1:{port}/?loadBalanced=true",
+            connectTimeoutMS=10_000,
+            io_loop=io_loop,
+        )
         loop = asyncio.get_running_loop()
         fds = fd_count()
         with warnings.catch_warnings(record=True) as caught, LogCapture(loop) as logs:
@@ -184,8 +190,11 @@ async def test_task_cancel_during_connection_handshake(io_loop):
     # The server accepts and never answers the handshake's hello.
     with ScriptedServer(hello=None) as server:
         events = PoolEvents()
-        client = MotorClient(f"mongodb://{server.address}/?loadBalanced=true",
-                             event_listeners=[events], io_loop=io_loop)
+        client = MotorClient(
+            f"mongodb://{server.address}/?loadBalanced=true",
+            event_listeners=[events],
+            io_loop=io_loop,
+        )
         loop = asyncio.get_running_loop()
         with LogCapture(loop) as logs:
             await _cancel_task_soon(client.admin.command("ping"), delay=0.2)
@@ -203,8 +212,9 @@ async def test_task_cancel_during_get_more(motor, events, sync_client, io_loop):
     assert [await cursor.next() for _ in range(3)] == [{"_id": 0}, {"_id": 1}, {"_id": 2}]
     loop = asyncio.get_running_loop()
     with LogCapture(loop) as logs:
-        with fail_command(sync_client, ["getMore"], blockConnection=True, blockTimeMS=1000,
-                          app_name=APP):
+        with fail_command(
+            sync_client, ["getMore"], blockConnection=True, blockTimeMS=1000, app_name=APP
+        ):
             await _cancel_task_soon(cursor.next())
         # The cancelled greenlet goes on to kill the server-side cursor, as PyMongo does
         # when a getMore is interrupted, then ends.
@@ -219,8 +229,7 @@ async def test_task_cancel_during_get_more(motor, events, sync_client, io_loop):
 async def test_task_cancel_during_a_write(motor, events, sync_client, sync_coll, io_loop):
     coll = motor.greenmotor_cancel.write
     sync_coll = sync_client.greenmotor_cancel.write
-    with fail_command(sync_client, ["insert"], blockConnection=True, blockTimeMS=300,
-                      app_name=APP):
+    with fail_command(sync_client, ["insert"], blockConnection=True, blockTimeMS=300, app_name=APP):
         await _cancel_task_soon(coll.insert_one({"_id": "cancelled"}))
     assert events["closed"] == 1
     assert_pool_clean(motor)
@@ -245,12 +254,17 @@ async def test_cancel_after_a_notify_passes_the_connection_on(server_uri, sync_c
             if event.command_name == "find" and victims:
                 victims.pop().cancel()
 
-    client = MotorClient(server_uri, maxPoolSize=1, waitQueueTimeoutMS=5000, appname=APP,
-                         event_listeners=[CancelOnReply()], io_loop=io_loop)
+    client = MotorClient(
+        server_uri,
+        maxPoolSize=1,
+        waitQueueTimeoutMS=5000,
+        appname=APP,
+        event_listeners=[CancelOnReply()],
+        io_loop=io_loop,
+    )
     coll = client.greenmotor_cancel.notify
     await coll.insert_one({"_id": 1})
-    with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=200,
-                      app_name=APP):
+    with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=200, app_name=APP):
         holder = coll.find_one({"_id": 1})
         await asyncio.sleep(0.05)
         victim = coll.find_one({"_id": 1})
@@ -297,8 +311,9 @@ async def test_tornado_handler_cancelled_when_its_client_disconnects(
     loop = asyncio.get_running_loop()
     try:
         with LogCapture(loop) as logs:
-            with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=2000,
-                              app_name=APP):
+            with fail_command(
+                sync_client, ["find"], blockConnection=True, blockTimeMS=2000, app_name=APP
+            ):
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 writer.write(b"GET /slow HTTP/1.1\r\nHost: localhost\r\n\r\n")
                 await writer.drain()
@@ -328,8 +343,9 @@ async def test_ten_thousand_cancellations_leave_nothing_behind(server_uri, sync_
     """Cancel 10,000 operations at every stage - waiting for the pool, connecting, with a
     request on the wire - and compare greenlets, fds, threads and memory with a baseline."""
     events = PoolEvents()
-    client = MotorClient(server_uri, maxPoolSize=10, appname=APP, event_listeners=[events],
-                         io_loop=io_loop)
+    client = MotorClient(
+        server_uri, maxPoolSize=10, appname=APP, event_listeners=[events], io_loop=io_loop
+    )
     coll = client.greenmotor_cancel.leaks
     await coll.insert_one({"_id": 1})
     loop = asyncio.get_running_loop()
@@ -338,10 +354,11 @@ async def test_ten_thousand_cancellations_leave_nothing_behind(server_uri, sync_
     async def random_timeouts(n: int) -> int:
         """n wait_for calls with timeouts around an operation's duration: each is cancelled
         wherever it happens to be, or completes."""
+
         async def one() -> bool:
             try:
                 await asyncio.wait_for(coll.find_one({"_id": 1}), rng.uniform(0, 0.004))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return True
             return False
 
@@ -357,8 +374,9 @@ async def test_ten_thousand_cancellations_leave_nothing_behind(server_uri, sync_
 
     async def cancel_in_the_queue(n: int) -> int:
         # Ten holders keep every connection busy; the rest wait in the pool's queue.
-        with fail_command(sync_client, ["find"], times=10, blockConnection=True,
-                          blockTimeMS=300, app_name=APP):
+        with fail_command(
+            sync_client, ["find"], times=10, blockConnection=True, blockTimeMS=300, app_name=APP
+        ):
             holders = [coll.find_one({"_id": 1}) for _ in range(10)]
             await asyncio.sleep(0.05)
             futures = [coll.find_one({"_id": 1}) for _ in range(n)]
@@ -391,14 +409,18 @@ async def test_ten_thousand_cancellations_leave_nothing_behind(server_uri, sync_
             # Fill the pool again so it holds what it held at the baseline.
             await asyncio.gather(*[coll.find_one({"_id": 1}) for _ in range(20)])
             after = Resources.measure()
-            print(f"\nround {round_number}: {cancelled} cancellations; before: {before}; "
-                  f"after: {after}; connections created {events['created']}, "
-                  f"closed {events['closed']}")
+            print(
+                f"\nround {round_number}: {cancelled} cancellations; before: {before}; "
+                f"after: {after}; connections created {events['created']}, "
+                f"closed {events['closed']}"
+            )
 
     assert cancelled >= 10_000
     assert logs.records == []
     assert after.greenlets == before.greenlets == 0
-    assert after.threads <= before.threads  # earlier tests' closed clients may still be winding down
+    assert (
+        after.threads <= before.threads
+    )  # earlier tests' closed clients may still be winding down
     assert after.fds <= before.fds + 2  # the pool refilled to at most its old size
     assert after.rss - before.rss < 40 * 2**20
     assert events["checked_out"] == events["checked_in"]

@@ -98,12 +98,12 @@ async def test_a_thousand_open_streams_and_no_thread_each(server_uri, sync_clien
     threads_before = threading.active_count()
     streams = [coll.watch(max_await_time_ms=100) for _ in range(1000)]
     for start in range(0, 1000, 100):  # open them (one aggregate each), 100 at a time
-        await asyncio.gather(*[s.try_next() for s in streams[start:start + 100]])
+        await asyncio.gather(*[s.try_next() for s in streams[start : start + 100]])
     assert all(s.alive and s.delegate is not None for s in streams)
     sync_client.greenmotor_streams.c.insert_one({"_id": "news"})
     seen = 0
     for start in range(0, 1000, 100):
-        changes = await asyncio.gather(*[s.next() for s in streams[start:start + 100]])
+        changes = await asyncio.gather(*[s.next() for s in streams[start : start + 100]])
         seen += sum(c["documentKey"] == {"_id": "news"} for c in changes)
     assert seen == 1000
     # Threads: PyMongo's own monitor and kill-cursors threads, none per stream.

@@ -11,19 +11,19 @@ import threading
 import pymongo
 import pytest
 import tornado
-from bson import CodecOptions, SON
+from bson import SON, CodecOptions
+from conftest import Flavour
 from mockupdb import MockupDB
 from pymongo import ReadPreference, WriteConcern
 from pymongo.driver_info import DriverInfo
 from pymongo.errors import ConfigurationError, InvalidOperation, ServerSelectionTimeoutError
+from scripted_servers import HELLO
+from servers import free_port
 from tornado import gen
 from tornado.ioloop import IOLoop
 
 import greenmotor
 from greenmotor import GreenmotorUsageError, MotorClient, MotorDatabase
-from conftest import Flavour
-from scripted_servers import HELLO
-from servers import free_port
 
 #: The platform Motor names in the handshake, per flavour.
 PLATFORMS = {"tornado": f"Tornado {tornado.version}", "asyncio": "asyncio"}
@@ -333,9 +333,7 @@ def test_handshake_puts_an_applications_driver_info_after_motors(flavour):
 def test_private_names_are_refused_with_motors_message(flavour):
     cls = Flavour(flavour).MotorClient
     client = cls("127.0.0.1", free_port())
-    expected = (
-        f"{cls.__name__} has no attribute '_x'. To access the _x database, use client['_x']."
-    )
+    expected = f"{cls.__name__} has no attribute '_x'. To access the _x database, use client['_x']."
     with pytest.raises(AttributeError, match=re.escape(expected)):
         client._x  # noqa: B018
     assert type(client["_x"]).__name__ == cls.__name__.replace("Client", "Database")

@@ -134,9 +134,7 @@ async def test_bulk_write(coll, sync_coll, io_loop):
 async def test_indexes(coll, sync_coll, io_loop):
     name = await coll.create_index([("a", ASCENDING), ("b", DESCENDING)], unique=True)
     assert name == "a_1_b_-1"
-    names = await coll.create_indexes(
-        [pymongo_index("c"), pymongo_index("d")]
-    )
+    names = await coll.create_indexes([pymongo_index("c"), pymongo_index("d")])
     assert names == ["c_1", "d_1"]
     info = await coll.index_information()
     assert info["a_1_b_-1"]["unique"] is True

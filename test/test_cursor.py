@@ -199,8 +199,9 @@ async def test_dropped_cursor_is_killed_on_the_server(coll, filled, sync_client,
     assert reply.get("codeName") == "CursorNotFound", reply
 
 
-async def test_tailable_await_cursor_waits_without_blocking(db, sync_client, stall_monitor,
-                                                           io_loop):
+async def test_tailable_await_cursor_waits_without_blocking(
+    db, sync_client, stall_monitor, io_loop
+):
     await db.create_collection("capped", capped=True, size=100_000)
     sync_capped = sync_client[db.name].capped
     sync_capped.insert_one({"n": 0})
@@ -457,6 +458,7 @@ async def test_max_scan_and_the_attributes_motor_has(coll, sync_coll, io_loop):
     cursor = coll.find()
     assert cursor.max_scan(10) is cursor
     assert cursor.delegate._max_scan == 10
+
     # Motor's own rule (its test_cursor_attrs): PyMongo's Cursor's public names, less
     # "retrieved", are MotorCursor's, less the names only Motor has.
     def public(obj):

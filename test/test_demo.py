@@ -9,11 +9,11 @@ import subprocess
 import uuid
 
 import pytest
+from servers import free_port
 from tornado.httpclient import AsyncHTTPClient
 from tornado.websocket import websocket_connect
 
 from demo.app import make_app
-from servers import free_port
 
 
 @pytest.fixture
@@ -90,23 +90,32 @@ def multipart(fields: dict, files: dict) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
-                     f"{value}\r\n".encode())
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+        )
     for name, (filename, content_type, body) in files.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                     f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
-                     + body + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{filename}"\r\nContent-Type: {content_type}\r\n\r\n'.encode()
+            + body
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 async def test_image_upload_is_served_from_gridfs_with_caching(demo_url, io_loop):
     http = AsyncHTTPClient()
-    body, content_type = multipart({"author": "pic", "text": "with image"},
-                                   {"image": ("dot.png", "image/png", PNG)})
-    response = await http.fetch(f"http://{demo_url}/posts", method="POST", body=body,
-                                headers={"Content-Type": content_type,
-                                         "Accept": "application/json"})
+    body, content_type = multipart(
+        {"author": "pic", "text": "with image"}, {"image": ("dot.png", "image/png", PNG)}
+    )
+    response = await http.fetch(
+        f"http://{demo_url}/posts",
+        method="POST",
+        body=body,
+        headers={"Content-Type": content_type, "Accept": "application/json"},
+    )
     assert response.code == 201
     posts = json.loads((await http.fetch(f"http://{demo_url}/posts")).body)["posts"]
     image_url = next(p["image"] for p in posts if p["text"] == "with image")
@@ -114,8 +123,11 @@ async def test_image_upload_is_served_from_gridfs_with_caching(demo_url, io_loop
     image = await http.fetch(f"http://{demo_url}{image_url}")
     assert image.body == PNG and image.headers["Content-Type"] == "image/png"
     assert image.headers["Cache-Control"] == f"max-age={365 * 24 * 3600}"
-    again = await http.fetch(f"http://{demo_url}{image_url}", raise_error=False,
-                             headers={"If-None-Match": image.headers["Etag"]})
+    again = await http.fetch(
+        f"http://{demo_url}{image_url}",
+        raise_error=False,
+        headers={"If-None-Match": image.headers["Etag"]},
+    )
     assert again.code == 304
     missing = await http.fetch(f"http://{demo_url}/images/none.png", raise_error=False)
     assert missing.code == 404
@@ -124,8 +136,12 @@ async def test_image_upload_is_served_from_gridfs_with_caching(demo_url, io_loop
 async def test_non_image_attachment_is_rejected(demo_url, io_loop):
     body, content_type = multipart({"text": "bad"}, {"image": ("x.txt", "text/plain", b"hi")})
     response = await AsyncHTTPClient().fetch(
-        f"http://{demo_url}/posts", method="POST", body=body, raise_error=False,
-        headers={"Content-Type": content_type})
+        f"http://{demo_url}/posts",
+        method="POST",
+        body=body,
+        raise_error=False,
+        headers={"Content-Type": content_type},
+    )
     assert response.code == 400
 
 
@@ -136,14 +152,29 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 async def test_page_in_headless_chromium(demo_url, io_loop, tmp_path):
     http = AsyncHTTPClient()
     text = f"seen by chromium {uuid.uuid4().hex[:8]}"
-    await http.fetch(f"http://{demo_url}/posts", method="POST",
-                     body=f"author=browser&text={text.replace(' ', '+')}")
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-            "--no-first-run", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", f"--user-data-dir={tmp_path}", "--virtual-time-budget=4000",
-            "--dump-dom", f"http://{demo_url}/"]
+    await http.fetch(
+        f"http://{demo_url}/posts",
+        method="POST",
+        body=f"author=browser&text={text.replace(' ', '+')}",
+    )
+    args = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path}",
+        "--virtual-time-budget=4000",
+        "--dump-dom",
+        f"http://{demo_url}/",
+    ]
     process = await asyncio.create_subprocess_exec(
-        *args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        *args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
     dom, _ = await asyncio.wait_for(process.communicate(), 90)
     dom = dom.decode()
     assert text in dom  # rendered by the server from MongoDB

@@ -37,6 +37,7 @@ trustme = pytest.importorskip("trustme", reason="the fake KMS needs trustme cert
 from pymongo.encryption import Algorithm, ClientEncryption  # noqa: E402
 from pymongo.encryption_options import AutoEncryptionOpts  # noqa: E402
 from pymongo.synchronous.encryption import _EncryptionIO  # noqa: E402
+from servers import free_port  # noqa: E402
 
 import greenmotor  # noqa: E402
 from greenmotor.core import spawn  # noqa: E402
@@ -50,7 +51,6 @@ from greenmotor.motor_asyncio import (  # noqa: E402
     AsyncIOMotorClientEncryption,
     AsyncIOMotorCursor,
 )
-from servers import free_port  # noqa: E402
 
 MAX_STALL = 0.050
 LOCAL = {"local": {"key": b"\x01" * 96}}
@@ -211,8 +211,9 @@ def in_thread(fn, *args, **kwargs):
 # Data keys, encryption and decryption ------------------------------------------------------
 
 
-async def test_create_data_key_stores_it_in_the_key_vault(client_encryption, key_vault,
-                                                          sync_client, io_loop):
+async def test_create_data_key_stores_it_in_the_key_vault(
+    client_encryption, key_vault, sync_client, io_loop
+):
     key_id = await client_encryption.create_data_key("local", key_alt_names=["greenmotor"])
     assert isinstance(key_id, Binary) and key_id.subtype == UUID_SUBTYPE
     db_name, coll_name = key_vault.split(".")
@@ -261,9 +262,12 @@ async def test_encrypt_with_unknown_key_fails(client_encryption, io_loop):
 
 async def test_callback_style(client_encryption, io_loop):
     done = asyncio.get_running_loop().create_future()
-    assert client_encryption.create_data_key(
-        "local", callback=lambda result, error: done.set_result((result, error))
-    ) is None
+    assert (
+        client_encryption.create_data_key(
+            "local", callback=lambda result, error: done.set_result((result, error))
+        )
+        is None
+    )
     key_id, error = await done
     assert error is None and key_id.subtype == UUID_SUBTYPE
 
@@ -363,8 +367,9 @@ def test_key_vault_client_must_be_a_motor_client_of_the_same_flavour(server_uri)
 
 
 def test_pymongo_checks_the_other_arguments(client):
-    with pytest.raises(TypeError, match="codec_options must be an instance of "
-                                        "bson.codec_options.CodecOptions"):
+    with pytest.raises(
+        TypeError, match="codec_options must be an instance of bson.codec_options.CodecOptions"
+    ):
         greenmotor.MotorClientEncryption(LOCAL, "kv.keys", client, None)
     with pytest.raises(TypeError, match="io_loop must be instance of IOLoop"):
         greenmotor.MotorClientEncryption(LOCAL, "kv.keys", client, OPTS, io_loop=object())
@@ -375,8 +380,9 @@ def test_pymongo_checks_the_other_arguments(client):
 
 
 async def test_argument_errors_come_from_pymongo(client_encryption, io_loop):
-    with pytest.raises(TypeError, match="value to decrypt must be a bson.binary.Binary with "
-                                        "subtype 6"):
+    with pytest.raises(
+        TypeError, match="value to decrypt must be a bson.binary.Binary with subtype 6"
+    ):
         await client_encryption.decrypt("not encrypted")
     with pytest.raises(TypeError, match="key_id must be a bson.binary.Binary with subtype 4"):
         await client_encryption.encrypt("x", DETERMINISTIC, key_id="not a key id")
@@ -396,8 +402,7 @@ async def test_async_with_closes_and_closed_refuses(client, key_vault, io_loop):
         with pytest.raises(InvalidOperation, match="Cannot use closed ClientEncryption"):
             await call()
     await ce.close()  # again: nothing to do
-    with pytest.raises(RuntimeError, match='Use MotorClientEncryption in "async with", not '
-                                           '"with"'):
+    with pytest.raises(RuntimeError, match='Use MotorClientEncryption in "async with", not "with"'):
         with ce:
             pass
 
@@ -441,8 +446,7 @@ def test_asyncio_flavour(server_uri, key_vault):
             assert [key["_id"] async for key in cursor] == [key_id]
         with pytest.raises(InvalidOperation, match="Cannot use closed ClientEncryption"):
             await ce.decrypt(encrypted)
-        with pytest.raises(RuntimeError, match='Use AsyncIOMotorClientEncryption in "async '
-                                               'with"'):
+        with pytest.raises(RuntimeError, match='Use AsyncIOMotorClientEncryption in "async with"'):
             with ce:
                 pass
         client.close()
@@ -453,8 +457,9 @@ def test_asyncio_flavour(server_uri, key_vault):
 # KMS I/O never blocks the loop -------------------------------------------------------------
 
 
-async def test_slow_kms_does_not_stall_the_loop(client, key_vault, fake_kms, kms_tls,
-                                                stall_monitor, io_loop):
+async def test_slow_kms_does_not_stall_the_loop(
+    client, key_vault, fake_kms, kms_tls, stall_monitor, io_loop
+):
     kms = fake_kms(delay=0.5)
     async with stall_monitor() as stalls:
         start = time.monotonic()
@@ -494,8 +499,9 @@ async def test_kms_requests_wait_side_by_side(client, key_vault, fake_kms, kms_t
         await ce.close()
 
 
-async def test_a_plain_client_encryption_still_blocks(sync_client, key_vault, fake_kms, kms_tls,
-                                                      stall_monitor, io_loop):
+async def test_a_plain_client_encryption_still_blocks(
+    sync_client, key_vault, fake_kms, kms_tls, stall_monitor, io_loop
+):
     """The stall test can fail, and greenmotor left PyMongo's own ClientEncryption alone."""
     kms = fake_kms(delay=0.5)
     plain = ClientEncryption(AWS_CREDENTIALS, key_vault, sync_client, OPTS, kms_tls)
@@ -508,13 +514,17 @@ async def test_a_plain_client_encryption_still_blocks(sync_client, key_vault, fa
     assert kms.requests == ["TrentService.Encrypt"]
 
 
-@pytest.mark.parametrize("failure, expected", [
-    ("untrusted", "CERTIFICATE_VERIFY_FAILED"),
-    ("closing", "KMS connection closed"),
-    ("refused", "Connection refused"),
-])
-async def test_kms_errors_are_pymongos(failure, expected, client, sync_client, key_vault,
-                                       fake_kms, kms_tls, stall_monitor, io_loop):
+@pytest.mark.parametrize(
+    "failure, expected",
+    [
+        ("untrusted", "CERTIFICATE_VERIFY_FAILED"),
+        ("closing", "KMS connection closed"),
+        ("refused", "Connection refused"),
+    ],
+)
+async def test_kms_errors_are_pymongos(
+    failure, expected, client, sync_client, key_vault, fake_kms, kms_tls, stall_monitor, io_loop
+):
     """Untrusted certificate, closed without an answer, refused connection: libmongocrypt
     retries (with green back-off sleeps) and the error reads exactly as PyMongo's."""
     if failure == "untrusted":  # no kms_tls_options: the system CAs don't know the test CA
@@ -539,8 +549,9 @@ async def test_kms_errors_are_pymongos(failure, expected, client, sync_client, k
     assert stalls.longest < MAX_STALL, stalls
 
 
-async def test_pymongo_timeout_bounds_a_kms_request(client, sync_client, key_vault, fake_kms,
-                                                    kms_tls, stall_monitor, io_loop):
+async def test_pymongo_timeout_bounds_a_kms_request(
+    client, sync_client, key_vault, fake_kms, kms_tls, stall_monitor, io_loop
+):
     kms = fake_kms(delay=2.0)
     ce = greenmotor.MotorClientEncryption(
         AWS_CREDENTIALS, key_vault, client, OPTS, kms_tls_options=kms_tls
@@ -553,9 +564,7 @@ async def test_pymongo_timeout_bounds_a_kms_request(client, sync_client, key_vau
     elapsed = time.monotonic() - start
     assert 0.25 < elapsed < 1.5
     assert isinstance(caught.value.cause, NetworkTimeout)
-    assert f"KMS connection closed{kms.endpoint}: The read operation timed out" in str(
-        caught.value
-    )
+    assert f"KMS connection closed{kms.endpoint}: The read operation timed out" in str(caught.value)
     assert stalls.longest < MAX_STALL, stalls
 
     # Sync PyMongo says the same.
@@ -572,8 +581,7 @@ async def test_pymongo_timeout_bounds_a_kms_request(client, sync_client, key_vau
     plain.close()
 
 
-async def test_cancelling_closes_the_kms_connection(client, key_vault, fake_kms, kms_tls,
-                                                    io_loop):
+async def test_cancelling_closes_the_kms_connection(client, key_vault, fake_kms, kms_tls, io_loop):
     kms = fake_kms(mode="hang")
     ce = greenmotor.MotorClientEncryption(
         AWS_CREDENTIALS, key_vault, client, OPTS, kms_tls_options=kms_tls
@@ -586,9 +594,7 @@ async def test_cancelling_closes_the_kms_connection(client, key_vault, fake_kms,
     future.cancel()
     await asyncio.sleep(0)
     assert future.cancelled()
-    closed = await asyncio.get_running_loop().run_in_executor(
-        None, kms.closed_by_client.wait, 5
-    )
+    closed = await asyncio.get_running_loop().run_in_executor(None, kms.closed_by_client.wait, 5)
     assert closed  # the KMS connection was closed, not left open
     # The instance still works.
     again = await ce.create_data_key("aws", master_key=fake_kms().master_key())
@@ -596,8 +602,9 @@ async def test_cancelling_closes_the_kms_connection(client, key_vault, fake_kms,
     await ce.close()
 
 
-async def test_kms_connect_callback_runs_off_the_loop(client, key_vault, fake_kms, kms_tls,
-                                                      stall_monitor, io_loop):
+async def test_kms_connect_callback_runs_off_the_loop(
+    client, key_vault, fake_kms, kms_tls, stall_monitor, io_loop
+):
     """PyMongo's ``kms_connect_callback`` (e.g. HTTPProxyKMSConnect) is blocking user code:
     GreenClientEncryption runs it in the loop's executor, then shakes hands green."""
     kms = fake_kms(delay=0.2)
@@ -647,8 +654,9 @@ def test_auto_encryption_requiring_crypt_shared_fails_as_pymongo(server_uri):
     assert "crypt_shared library could not be loaded" in str(caught.value)
 
 
-async def test_auto_encryption_without_mongocryptd_fails_as_pymongo(server_uri, sync_client,
-                                                                    stall_monitor, io_loop):
+async def test_auto_encryption_without_mongocryptd_fails_as_pymongo(
+    server_uri, sync_client, stall_monitor, io_loop
+):
     """No mongocryptd and no crypt_shared: PyMongo's EncryptionError, after its server
     selection for mongocryptd timed out; the loop keeps running meanwhile."""
     opts = AutoEncryptionOpts(
@@ -676,8 +684,9 @@ async def test_auto_encryption_without_mongocryptd_fails_as_pymongo(server_uri, 
     plain.close()
 
 
-async def test_automatic_decryption_through_a_slow_kms(server_uri, client, key_vault, fake_kms,
-                                                       kms_tls, coll, stall_monitor, io_loop):
+async def test_automatic_decryption_through_a_slow_kms(
+    server_uri, client, key_vault, fake_kms, kms_tls, coll, stall_monitor, io_loop
+):
     """bypass_auto_encryption: no mongocryptd needed; reads decrypt what explicit encryption
     wrote, fetching the data key from the KMS without stalling the loop."""
     kms = fake_kms(delay=0.3)
@@ -702,4 +711,3 @@ async def test_automatic_decryption_through_a_slow_kms(server_uri, client, key_v
     assert kms.requests == ["TrentService.Encrypt"] + ["TrentService.Decrypt"] * 2
     assert stalls.longest < MAX_STALL, stalls
     decrypting.close()
-

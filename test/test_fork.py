@@ -27,8 +27,9 @@ def run_workers(server_uri: str, sync_client, mode: str) -> list[dict]:
             env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
-        reports = sorted(sync_client[database].workers.find({}, {"_id": 0}),
-                         key=lambda r: r["task"])
+        reports = sorted(
+            sync_client[database].workers.find({}, {"_id": 0}), key=lambda r: r["task"]
+        )
         docs = list(sync_client[database].docs.find({}, {"_id": 0}))
     finally:
         sync_client.drop_database(database)
@@ -55,4 +56,3 @@ def test_client_used_before_fork_gets_pymongos_fork_warning(server_uri, sync_cli
     for report in run_workers(server_uri, sync_client, "before-used"):
         assert any("MongoClient opened before fork" in w for w in report["warnings"]), report
         assert all(w.startswith("UserWarning") for w in report["warnings"]), report
-

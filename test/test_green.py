@@ -283,9 +283,8 @@ async def test_interrupted_connection_wakes_the_parked_read(client, sync_client,
 
     Sync PyMongo notices within its 0.5 s read poll; a parked greenlet is woken at once.
     """
-    from pymongo.errors import AutoReconnect
-
     from failpoints import fail_command
+    from pymongo.errors import AutoReconnect
 
     await coll.insert_one({"_id": 1})
     pool = client.delegate._topology.get_server_by_address(client.address).pool
@@ -323,8 +322,9 @@ async def test_srv_lookup_runs_off_the_loop(server_uri, stall_monitor, monkeypat
     real_getaddrinfo = socket.getaddrinfo
 
     def getaddrinfo(host, *args, **kwargs):
-        return real_getaddrinfo("127.0.0.1" if host == "node1.cluster.test" else host,
-                                *args, **kwargs)
+        return real_getaddrinfo(
+            "127.0.0.1" if host == "node1.cluster.test" else host, *args, **kwargs
+        )
 
     monkeypatch.setattr(dns.resolver, "resolve", resolve)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)

@@ -183,7 +183,10 @@ def test_grid_in_takes_motors_constructor_arguments(flavour, server_uri):
         )
         assert type(grid_in) is flavour.MotorGridIn
         assert (grid_in._id, grid_in.filename, grid_in.content_type, grid_in.chunk_size) == (
-            5, "f.html", "text/html", 4
+            5,
+            "f.html",
+            "text/html",
+            4,
         )
         assert grid_in.author == "me"  # other fields of the file document read as attributes
         with pytest.raises(AttributeError):
@@ -230,7 +233,9 @@ def test_grid_in_set_before_and_after_close(flavour, server_uri):
 
         grid_out = await flavour.MotorGridOut(db.fs, "f").open()
         assert (grid_out.filename, grid_out.content_type, grid_out.bar) == (
-            "named", "text/plain", "after"
+            "named",
+            "text/plain",
+            "after",
         )
         assert "content_type" not in await db.fs.files.find_one({"_id": "f"})
 
@@ -344,7 +349,11 @@ def test_stream_to_handler(flavour, server_uri, handler_class):
             results.append((handler.data, handler.flushes))
         return results
 
-    assert flavour.run(lambda coll: test(coll.database)) == [(b"", 0), (b"a", 1), (b"ten bytes!", 3)]
+    assert flavour.run(lambda coll: test(coll.database)) == [
+        (b"", 0),
+        (b"a", 1),
+        (b"ten bytes!", 3),
+    ]
 
 
 def test_write_a_grid_out_into_a_grid_in(flavour, server_uri):

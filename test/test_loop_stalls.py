@@ -10,12 +10,12 @@ import time
 
 import pymongo
 import pytest
+from failpoints import fail_command
 from pymongo import monitoring
 from pymongo.errors import ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError
+from servers import free_port
 
 import greenmotor
-from failpoints import fail_command
-from servers import free_port
 
 MAX_STALL = 0.050
 
@@ -102,8 +102,9 @@ async def test_blocked_operation_does_not_stall_others(client, sync_client, stal
     await coll.drop()
 
 
-async def test_pymongo_timeout_context_reaches_the_greenlet(client, sync_client, stall_monitor,
-                                                           io_loop):
+async def test_pymongo_timeout_context_reaches_the_greenlet(
+    client, sync_client, stall_monitor, io_loop
+):
     coll = client.greenmotor_stalls.csot
     await coll.insert_one({"_id": 1})
     with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=800):
@@ -118,8 +119,9 @@ async def test_pymongo_timeout_context_reaches_the_greenlet(client, sync_client,
     await coll.drop()
 
 
-async def test_socket_timeout_raises_network_timeout(server_uri, sync_client, stall_monitor,
-                                                     io_loop):
+async def test_socket_timeout_raises_network_timeout(
+    server_uri, sync_client, stall_monitor, io_loop
+):
     # retryReads=False: PyMongo would retry the timed-out find once, and so do we (below).
     client = greenmotor.MotorClient(
         server_uri, socketTimeoutMS=200, retryReads=False, io_loop=io_loop

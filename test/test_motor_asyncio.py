@@ -16,7 +16,9 @@ from greenmotor.motor_asyncio import (
 
 
 def test_io_loop_must_be_an_asyncio_loop():
-    with pytest.raises(TypeError, match="io_loop must be instance of asyncio-compatible event loop"):
+    with pytest.raises(
+        TypeError, match="io_loop must be instance of asyncio-compatible event loop"
+    ):
         AsyncIOMotorClient(io_loop=tornado.ioloop.IOLoop(make_current=False))
 
 

@@ -13,10 +13,10 @@ import threading
 
 import pymongo
 import pytest
-
-from greenmotor import MotorClient
 from fault_helpers import CommandRecorder, green_outcome, in_thread, sync_outcome
 from scripted_servers import ScriptedServer, rs_hello
+
+from greenmotor import MotorClient
 
 MAX_STALL = 0.050
 OPTIONS = dict(socketTimeoutMS=300, serverSelectionTimeoutMS=3000)
@@ -53,8 +53,9 @@ def scripted():
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 @pytest.mark.parametrize("mode", list(EXPECTED))
-async def test_fault_raises_what_pymongo_raises_and_both_recover(mode, operation, scripted,
-                                                                 stall_monitor, io_loop):
+async def test_fault_raises_what_pymongo_raises_and_both_recover(
+    mode, operation, scripted, stall_monitor, io_loop
+):
     command, run = OPERATIONS[operation]
     server, uri = scripted, scripted.uri
     server.mode = "normal"
@@ -95,8 +96,9 @@ async def test_many_operations_on_a_silent_server_all_time_out_together(stall_mo
         loop = asyncio.get_running_loop()
         async with stall_monitor() as stalls:
             start = loop.time()
-            results = await asyncio.gather(*[client.db.coll.find_one() for _ in range(30)],
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                *[client.db.coll.find_one() for _ in range(30)], return_exceptions=True
+            )
             elapsed = loop.time() - start
         client.close()
     assert {type(r).__name__ for r in results} == {"NetworkTimeout"}
@@ -141,8 +143,13 @@ class ReplicaSet:
             is_primary = i == self.primary
         if request.command_name == "insert" and not is_primary:
             # As a 4.4+ server does, label the error so drivers know to retry the write.
-            return {"ok": 0, "code": 10107, "codeName": "NotWritablePrimary",
-                    "errmsg": "not primary", "errorLabels": ["RetryableWriteError"]}
+            return {
+                "ok": 0,
+                "code": 10107,
+                "codeName": "NotWritablePrimary",
+                "errmsg": "not primary",
+                "errorLabels": ["RetryableWriteError"],
+            }
         return {"ok": 1, "n": 1}
 
     def elect(self, i: int) -> None:
@@ -167,14 +174,17 @@ async def test_primary_change_is_followed_like_pymongo(stall_monitor, io_loop):
             with pymongo.MongoClient(rs.uri, event_listeners=[recorder], **options) as client:
                 client.db.coll.insert_one({"_id": "before"})
                 rs.elect(1)
-                result = sync_outcome(lambda: client.db.coll.insert_one({"_id": "during"})
-                                      .inserted_id)
-                after = sync_outcome(lambda: client.db.coll.insert_one({"_id": "after"})
-                                     .inserted_id)
+                result = sync_outcome(
+                    lambda: client.db.coll.insert_one({"_id": "during"}).inserted_id
+                )
+                after = sync_outcome(
+                    lambda: client.db.coll.insert_one({"_id": "after"}).inserted_id
+                )
                 return result, after, recorder.attempts("insert"), rs.inserts(), client.primary
 
-        sync_result, sync_after, sync_attempts, sync_inserts, sync_primary = (
-            await in_thread(sync_run))
+        sync_result, sync_after, sync_attempts, sync_inserts, sync_primary = await in_thread(
+            sync_run
+        )
         rs.elect(0)
         rs.reset()
 
@@ -192,9 +202,16 @@ async def test_primary_change_is_followed_like_pymongo(stall_monitor, io_loop):
     assert ("ok", after[1].inserted_id) == sync_after == ("ok", "after")
     # before -> old primary; during -> old primary refuses, retried on the new one; after ->
     # straight to the new primary.
-    assert recorder.attempts("insert") == sync_attempts == [
-        ("insert", "succeeded"), ("insert", "failed"), ("insert", "succeeded"),
-        ("insert", "succeeded")]
+    assert (
+        recorder.attempts("insert")
+        == sync_attempts
+        == [
+            ("insert", "succeeded"),
+            ("insert", "failed"),
+            ("insert", "succeeded"),
+            ("insert", "succeeded"),
+        ]
+    )
     assert rs.inserts() == sync_inserts == [2, 2]
     assert primary == sync_primary == ("127.0.0.1", rs.members[1].port)
     assert stalls.longest < MAX_STALL, stalls

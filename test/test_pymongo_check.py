@@ -124,7 +124,9 @@ def test_the_matrix_installs_every_floor_and_minor_setup_cfg_claims():
     floors = [r.replace(">=", "==") for r in requires if not r.startswith("pymongo")]
     result = subprocess.run(
         [sys.executable, str(SETUP_CFG.parent / "tools" / "run-matrix"), "--list"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     cells = result.stdout.splitlines()
     assert cells[0].startswith("main ")  # tools/run-tests, newest releases

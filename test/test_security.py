@@ -19,12 +19,19 @@ import uuid
 import pymongo
 import pytest
 import trustme
+from fault_helpers import (
+    CommandRecorder,
+    Stopwatch,
+    app_pool,
+    green_outcome,
+    in_thread,
+    sync_outcome,
+)
 from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
-
-from greenmotor import MotorClient
-from fault_helpers import CommandRecorder, Stopwatch, app_pool, green_outcome, in_thread, sync_outcome
 from scripted_servers import SilentServer
 from servers import SecantusServer
+
+from greenmotor import MotorClient
 
 MAX_STALL = 0.050
 
@@ -37,7 +44,10 @@ def pki(tmp_path_factory):
     ca = trustme.CA()
     files = {"ca": directory / "ca.pem"}
     ca.cert_pem.write_to_path(str(files["ca"]))
-    for name, identities in {"good": ("127.0.0.1", "localhost"), "other": ("other.example",)}.items():
+    for name, identities in {
+        "good": ("127.0.0.1", "localhost"),
+        "other": ("other.example",),
+    }.items():
         cert = ca.issue_cert(*identities)
         files[f"{name}_cert"] = directory / f"{name}-cert.pem"
         files[f"{name}_key"] = directory / f"{name}-key.pem"
@@ -74,10 +84,12 @@ def tls_servers(pki):
         server.kill()
 
 
-async def test_tls_operations_and_handshakes_keep_the_loop_live(pki, tls_servers, stall_monitor,
-                                                                io_loop):
-    client = MotorClient(tls_servers["good"].uri, tls=True, tlsCAFile=pki["ca"], maxPoolSize=20,
-                         io_loop=io_loop)
+async def test_tls_operations_and_handshakes_keep_the_loop_live(
+    pki, tls_servers, stall_monitor, io_loop
+):
+    client = MotorClient(
+        tls_servers["good"].uri, tls=True, tlsCAFile=pki["ca"], maxPoolSize=20, io_loop=io_loop
+    )
     coll = client.greenmotor_security.tls
     async with stall_monitor() as stalls:
         # Twenty operations at once: twenty TLS handshakes on greenmotor's own connections.
@@ -96,8 +108,10 @@ async def test_a_tls_handshake_that_never_completes_times_out_green(pki, stall_m
     """The peer accepts TCP and never answers the ClientHello: the handshake parks its
     greenlet, fails after connectTimeoutMS, as PyMongo's own does."""
     with SilentServer() as port:
-        uri = (f"mongodb://127.0.0.1:{port}/?loadBalanced=true&tls=true&connectTimeoutMS=400"
-               f"&tlsCAFile={pki['ca']}")
+        uri = (
+            f"mongodb://127.0.0.1:{port}/?loadBalanced=true&tls=true&connectTimeoutMS=400"
+            f"&tlsCAFile={pki['ca']}"
+        )
 
         def sync_run():
             with pymongo.MongoClient(uri) as client:
@@ -117,8 +131,9 @@ async def test_a_tls_handshake_that_never_completes_times_out_green(pki, stall_m
 
 async def test_wrong_host_name_is_rejected_by_default(pki, tls_servers, io_loop):
     uri = tls_servers["other"].uri  # its certificate names other.example, not 127.0.0.1
-    client = MotorClient(uri, tls=True, tlsCAFile=pki["ca"], serverSelectionTimeoutMS=1000,
-                         io_loop=io_loop)
+    client = MotorClient(
+        uri, tls=True, tlsCAFile=pki["ca"], serverSelectionTimeoutMS=1000, io_loop=io_loop
+    )
     with pytest.raises(ServerSelectionTimeoutError, match="certificate verify failed"):
         await client.admin.command("ping")
     client.close()
@@ -143,8 +158,13 @@ async def test_wrong_host_name_is_rejected_by_default(pki, tls_servers, io_loop)
 
 
 async def test_host_name_check_can_be_switched_off_explicitly(pki, tls_servers, io_loop):
-    client = MotorClient(tls_servers["other"].uri, tls=True, tlsCAFile=pki["ca"],
-                         tlsAllowInvalidHostnames=True, io_loop=io_loop)
+    client = MotorClient(
+        tls_servers["other"].uri,
+        tls=True,
+        tlsCAFile=pki["ca"],
+        tlsAllowInvalidHostnames=True,
+        io_loop=io_loop,
+    )
     assert (await client.admin.command("ping"))["ok"] == 1.0
     client.close()
 
@@ -152,8 +172,13 @@ async def test_host_name_check_can_be_switched_off_explicitly(pki, tls_servers, 
 async def test_untrusted_certificate_is_rejected(tls_servers, tmp_path, io_loop):
     stranger = tmp_path / "stranger-ca.pem"
     trustme.CA().cert_pem.write_to_path(str(stranger))  # a CA that signed nothing here
-    client = MotorClient(tls_servers["good"].uri, tls=True, tlsCAFile=str(stranger),
-                         serverSelectionTimeoutMS=1000, io_loop=io_loop)
+    client = MotorClient(
+        tls_servers["good"].uri,
+        tls=True,
+        tlsCAFile=str(stranger),
+        serverSelectionTimeoutMS=1000,
+        io_loop=io_loop,
+    )
     with pytest.raises(ServerSelectionTimeoutError, match="certificate verify failed"):
         await client.admin.command("ping")
     client.close()
@@ -161,13 +186,15 @@ async def test_untrusted_certificate_is_rejected(tls_servers, tmp_path, io_loop)
 
 async def test_client_certificate(pki, tls_servers, io_loop):
     uri = tls_servers["mutual"].uri
-    without = MotorClient(uri, tls=True, tlsCAFile=pki["ca"], serverSelectionTimeoutMS=1000,
-                          io_loop=io_loop)
+    without = MotorClient(
+        uri, tls=True, tlsCAFile=pki["ca"], serverSelectionTimeoutMS=1000, io_loop=io_loop
+    )
     with pytest.raises(ServerSelectionTimeoutError):
         await without.admin.command("ping")
     without.close()
-    client = MotorClient(uri, tls=True, tlsCAFile=pki["ca"], tlsCertificateKeyFile=pki["client"],
-                         io_loop=io_loop)
+    client = MotorClient(
+        uri, tls=True, tlsCAFile=pki["ca"], tlsCertificateKeyFile=pki["client"], io_loop=io_loop
+    )
     # These operations run on greenmotor's connections, each presenting the certificate.
     await asyncio.gather(*[client.greenmotor_security.mutual.insert_one({}) for _ in range(5)])
     assert await client.greenmotor_security.mutual.count_documents({}) == 5
@@ -189,8 +216,9 @@ def auth_server(tmp_path_factory):
     setup = SecantusServer("--storage-path", storage, "--sync-on-commit")
     setup.start()
     with pymongo.MongoClient(setup.uri, serverSelectionTimeoutMS=30_000) as plain:
-        plain.admin.command("createUser", "alice", pwd=PASSWORD, roles=["root"],
-                            mechanisms=["SCRAM-SHA-256"])
+        plain.admin.command(
+            "createUser", "alice", pwd=PASSWORD, roles=["root"], mechanisms=["SCRAM-SHA-256"]
+        )
     setup.kill()
     server = SecantusServer("--storage-path", storage, "--auth", port=setup.port)
     server.start()
@@ -222,9 +250,15 @@ def all_logs():
 
 async def test_scram_sha_256_good_credentials(auth_server, stall_monitor, io_loop):
     recorder = CommandRecorder(ignore=())
-    client = MotorClient(auth_server.uri, username="alice", password=PASSWORD,
-                         authMechanism="SCRAM-SHA-256", maxPoolSize=10,
-                         event_listeners=[recorder], io_loop=io_loop)
+    client = MotorClient(
+        auth_server.uri,
+        username="alice",
+        password=PASSWORD,
+        authMechanism="SCRAM-SHA-256",
+        maxPoolSize=10,
+        event_listeners=[recorder],
+        io_loop=io_loop,
+    )
     coll = client.greenmotor_security.auth
     async with stall_monitor() as stalls:
         # Ten connections, each authenticating in its own greenlet.
@@ -232,7 +266,8 @@ async def test_scram_sha_256_good_credentials(auth_server, stall_monitor, io_loo
     assert await coll.count_documents({}) == 10
     # The first SCRAM step rides in the handshake's hello (speculative authentication).
     assert recorder.attempts("saslContinue") == [("saslContinue", "succeeded")] * len(
-        app_pool(client).conns)
+        app_pool(client).conns
+    )
     # PBKDF2 (15,000 rounds, ~10 ms here) runs on the loop's thread once per credential;
     # PyMongo caches the derived keys for the other connections.
     assert stalls.longest < MAX_STALL, stalls
@@ -242,9 +277,14 @@ async def test_scram_sha_256_good_credentials(auth_server, stall_monitor, io_loo
 
 async def test_password_never_logged_with_debug_logging_on(auth_server, all_logs, io_loop):
     recorder = CommandRecorder(ignore=())
-    client = MotorClient(auth_server.uri, username="alice", password=PASSWORD,
-                         authMechanism="SCRAM-SHA-256", event_listeners=[recorder],
-                         io_loop=io_loop)
+    client = MotorClient(
+        auth_server.uri,
+        username="alice",
+        password=PASSWORD,
+        authMechanism="SCRAM-SHA-256",
+        event_listeners=[recorder],
+        io_loop=io_loop,
+    )
     coll = client.greenmotor_security.logged
     await asyncio.gather(*[coll.insert_one({"i": i}) for i in range(3)])
     assert await coll.count_documents({}) == 3
@@ -257,8 +297,12 @@ async def test_password_never_logged_with_debug_logging_on(auth_server, all_logs
 
 async def test_scram_sha_256_bad_credentials_fail_like_pymongo(auth_server, all_logs, io_loop):
     # A failed authentication marks the server Unknown; polling monitors find it again fast.
-    options = dict(username="alice", password=WRONG_PASSWORD, authMechanism="SCRAM-SHA-256",
-                   serverMonitoringMode="poll")
+    options = dict(
+        username="alice",
+        password=WRONG_PASSWORD,
+        authMechanism="SCRAM-SHA-256",
+        serverMonitoringMode="poll",
+    )
 
     def sync_run():
         with pymongo.MongoClient(auth_server.uri, **options) as plain:
@@ -274,19 +318,25 @@ async def test_scram_sha_256_bad_credentials_fail_like_pymongo(auth_server, all_
     with pytest.raises(OperationFailure):
         await asyncio.wait_for(client.greenmotor_security.auth.find_one(), 10)
     messages = [str(info.value), repr(info.value), repr(info.value.details)]
-    assert_no_secret(all_logs, client, client.greenmotor_security, messages,
-                     secrets=(PASSWORD, WRONG_PASSWORD))
+    assert_no_secret(
+        all_logs, client, client.greenmotor_security, messages, secrets=(PASSWORD, WRONG_PASSWORD)
+    )
     client.close()
 
 
 async def test_credentials_in_the_uri_stay_out_of_reprs(auth_server, all_logs, io_loop):
     host = auth_server.uri.split("//", 1)[1].rstrip("/")
-    client = MotorClient(f"mongodb://alice:{PASSWORD}@{host}/?authMechanism=SCRAM-SHA-256",
-                         io_loop=io_loop)
+    client = MotorClient(
+        f"mongodb://alice:{PASSWORD}@{host}/?authMechanism=SCRAM-SHA-256", io_loop=io_loop
+    )
     assert (await client.admin.command("ping"))["ok"] == 1.0
     assert (await client.greenmotor_security.list_collection_names()) is not None
-    assert_no_secret(all_logs, client, client.greenmotor_security,
-                     [repr(client.options), str(client.topology_description)])
+    assert_no_secret(
+        all_logs,
+        client,
+        client.greenmotor_security,
+        [repr(client.options), str(client.topology_description)],
+    )
     client.close()
 
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import pymongo
 import pytest
+from fault_helpers import CommandRecorder, assert_pool_clean, green_outcome, in_thread, outcome
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import AutoReconnect, ConnectionFailure
+from servers import SecantusServer
 
 from greenmotor import MotorClient
-from fault_helpers import CommandRecorder, assert_pool_clean, green_outcome, in_thread, outcome
-from servers import SecantusServer
 
 MAX_STALL = 0.050
 APP = "greenmotor-server-faults"
@@ -30,8 +31,9 @@ APP = "greenmotor-server-faults"
 @pytest.fixture
 def own_server(tmp_path):
     """A server of our own to kill; its data is on disk and synced, so it survives kill -9."""
-    server = SecantusServer("--enable-test-commands", "--sync-on-commit",
-                            "--storage-path", str(tmp_path / "data"))
+    server = SecantusServer(
+        "--enable-test-commands", "--sync-on-commit", "--storage-path", str(tmp_path / "data")
+    )
     server.start()
     server.wait_ready()
     yield server
@@ -47,10 +49,17 @@ def block_finds(uri: str, times: int, ms: int = 5000, commands=("find",)) -> Non
         })  # fmt: skip
 
 
-async def test_kill_fails_in_flight_operations_and_the_client_recovers(own_server, stall_monitor,
-                                                                       io_loop):
-    client = MotorClient(own_server.uri, retryReads=False, retryWrites=False,
-                         serverSelectionTimeoutMS=15_000, appname=APP, io_loop=io_loop)
+async def test_kill_fails_in_flight_operations_and_the_client_recovers(
+    own_server, stall_monitor, io_loop
+):
+    client = MotorClient(
+        own_server.uri,
+        retryReads=False,
+        retryWrites=False,
+        serverSelectionTimeoutMS=15_000,
+        appname=APP,
+        io_loop=io_loop,
+    )
     coll = client.faults.kill
     await coll.insert_many([{"_id": i} for i in range(5)])
     block_finds(own_server.uri, times=5, commands=("find", "insert"))
@@ -83,9 +92,12 @@ async def test_kill_and_restart_retries_like_pymongo(own_server, stall_monitor, 
 
     def sync_ops():
         with ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(sync.find_one, {"_id": 0}), pool.submit(sync.find_one, {"_id": 1}),
-                       pool.submit(sync.update_one, {"_id": 2}, {"$inc": {"n": 1}}),
-                       pool.submit(sync.update_one, {"_id": 2}, {"$inc": {"n": 10}})]
+            futures = [
+                pool.submit(sync.find_one, {"_id": 0}),
+                pool.submit(sync.find_one, {"_id": 1}),
+                pool.submit(sync.update_one, {"_id": 2}, {"$inc": {"n": 1}}),
+                pool.submit(sync.update_one, {"_id": 2}, {"$inc": {"n": 10}}),
+            ]
             results = []
             for future in futures:
                 try:
@@ -96,9 +108,12 @@ async def test_kill_and_restart_retries_like_pymongo(own_server, stall_monitor, 
 
     async with stall_monitor() as stalls:
         sync_done = asyncio.ensure_future(in_thread(sync_ops))
-        green_ops = [green.find_one({"_id": 0}), green.find_one({"_id": 1}),
-                     green.update_one({"_id": 2}, {"$inc": {"n": 100}}),
-                     green.update_one({"_id": 2}, {"$inc": {"n": 1000}})]
+        green_ops = [
+            green.find_one({"_id": 0}),
+            green.find_one({"_id": 1}),
+            green.update_one({"_id": 2}, {"$inc": {"n": 100}}),
+            green.update_one({"_id": 2}, {"$inc": {"n": 1000}}),
+        ]
         await asyncio.sleep(0.4)  # eight operations held by the server
         await in_thread(own_server.kill)
         await asyncio.sleep(0.3)
@@ -107,8 +122,12 @@ async def test_kill_and_restart_retries_like_pymongo(own_server, stall_monitor, 
         sync_results = await sync_done
     green_results = [r if r[0] == "error" else ("ok", _plain(r[1])) for r in green_results]
     assert green_results == sync_results
-    assert green_results == [("ok", {"_id": 0, "n": 0}), ("ok", {"_id": 1, "n": 0}),
-                             ("ok", (1, 1)), ("ok", (1, 1))]
+    assert green_results == [
+        ("ok", {"_id": 0, "n": 0}),
+        ("ok", {"_id": 1, "n": 0}),
+        ("ok", (1, 1)),
+        ("ok", (1, 1)),
+    ]
     for recorder in (green_rec, sync_rec):
         for name in ("find", "update"):
             assert recorder.attempts(name) == [(name, "failed")] * 2 + [(name, "succeeded")] * 2
@@ -139,52 +158,116 @@ def _plain(result: Any) -> Any:
 # the result, on the Motor collection a Future of it.
 SCENARIOS: dict[str, tuple[list[str], dict, int, Callable[[Any], Any]]] = {
     "find, connection closed once": (
-        ["find"], {"closeConnection": True}, 1, lambda c: c.find_one({"_id": 1})),
+        ["find"],
+        {"closeConnection": True},
+        1,
+        lambda c: c.find_one({"_id": 1}),
+    ),
     "find, connection closed twice": (
-        ["find"], {"closeConnection": True}, 2, lambda c: c.find_one({"_id": 1})),
-    "find, ShutdownInProgress": (
-        ["find"], {"errorCode": 91}, 1, lambda c: c.find_one({"_id": 1})),
+        ["find"],
+        {"closeConnection": True},
+        2,
+        lambda c: c.find_one({"_id": 1}),
+    ),
+    "find, ShutdownInProgress": (["find"], {"errorCode": 91}, 1, lambda c: c.find_one({"_id": 1})),
     "find, NotWritablePrimary": (
-        ["find"], {"errorCode": 10107}, 1, lambda c: c.find_one({"_id": 1})),
+        ["find"],
+        {"errorCode": 10107},
+        1,
+        lambda c: c.find_one({"_id": 1}),
+    ),
     "find, HostUnreachable twice": (
-        ["find"], {"errorCode": 6}, 2, lambda c: c.find_one({"_id": 1})),
+        ["find"],
+        {"errorCode": 6},
+        2,
+        lambda c: c.find_one({"_id": 1}),
+    ),
     "find, BadValue is not retried": (
-        ["find"], {"errorCode": 2}, 1, lambda c: c.find_one({"_id": 1})),
+        ["find"],
+        {"errorCode": 2},
+        1,
+        lambda c: c.find_one({"_id": 1}),
+    ),
     "aggregate, connection closed": (
-        ["aggregate"], {"closeConnection": True}, 1,
-        lambda c: c.count_documents({})),
+        ["aggregate"],
+        {"closeConnection": True},
+        1,
+        lambda c: c.count_documents({}),
+    ),
     "insert, connection closed": (
-        ["insert"], {"closeConnection": True}, 1, lambda c: c.insert_one({"_id": "new"})),
+        ["insert"],
+        {"closeConnection": True},
+        1,
+        lambda c: c.insert_one({"_id": "new"}),
+    ),
     "insert, InterruptedAtShutdown": (
-        ["insert"], {"errorCode": 11600}, 1, lambda c: c.insert_one({"_id": "new"})),
+        ["insert"],
+        {"errorCode": 11600},
+        1,
+        lambda c: c.insert_one({"_id": "new"}),
+    ),
     "insert, retryable label given": (
-        ["insert"], {"errorCode": 91, "errorLabels": ["RetryableWriteError"]}, 1,
-        lambda c: c.insert_one({"_id": "new"})),
+        ["insert"],
+        {"errorCode": 91, "errorLabels": ["RetryableWriteError"]},
+        1,
+        lambda c: c.insert_one({"_id": "new"}),
+    ),
     "insert, retryable error twice": (
-        ["insert"], {"errorCode": 91}, 2, lambda c: c.insert_one({"_id": "new"})),
+        ["insert"],
+        {"errorCode": 91},
+        2,
+        lambda c: c.insert_one({"_id": "new"}),
+    ),
     "insert, overloaded (back-off sleeps)": (
-        ["insert"], {"errorCode": 462, "errorLabels": ["RetryableError", "SystemOverloadedError"]},
-        2, lambda c: c.insert_one({"_id": "new"})),
+        ["insert"],
+        {"errorCode": 462, "errorLabels": ["RetryableError", "SystemOverloadedError"]},
+        2,
+        lambda c: c.insert_one({"_id": "new"}),
+    ),
     "update_one, PrimarySteppedDown": (
-        ["update"], {"errorCode": 189}, 1,
-        lambda c: c.update_one({"_id": 1}, {"$inc": {"n": 1}})),
+        ["update"],
+        {"errorCode": 189},
+        1,
+        lambda c: c.update_one({"_id": 1}, {"$inc": {"n": 1}}),
+    ),
     "update_many, connection closed: not retryable": (
-        ["update"], {"closeConnection": True}, 1,
-        lambda c: c.update_many({}, {"$inc": {"n": 1}})),
+        ["update"],
+        {"closeConnection": True},
+        1,
+        lambda c: c.update_many({}, {"$inc": {"n": 1}}),
+    ),
     "delete_one, connection closed": (
-        ["delete"], {"closeConnection": True}, 1, lambda c: c.delete_one({"_id": 2})),
+        ["delete"],
+        {"closeConnection": True},
+        1,
+        lambda c: c.delete_one({"_id": 2}),
+    ),
     "find_one_and_update, connection closed": (
-        ["findAndModify"], {"closeConnection": True}, 1,
-        lambda c: c.find_one_and_update({"_id": 1}, {"$inc": {"n": 1}})),
+        ["findAndModify"],
+        {"closeConnection": True},
+        1,
+        lambda c: c.find_one_and_update({"_id": 1}, {"$inc": {"n": 1}}),
+    ),
     "insert_many, connection closed": (
-        ["insert"], {"closeConnection": True}, 1,
-        lambda c: c.insert_many([{"_id": "a"}, {"_id": "b"}])),
+        ["insert"],
+        {"closeConnection": True},
+        1,
+        lambda c: c.insert_many([{"_id": "a"}, {"_id": "b"}]),
+    ),
     "bulk_write, NotWritablePrimary": (
-        ["insert", "update"], {"errorCode": 10107}, 1,
-        lambda c: c.bulk_write([InsertOne({"_id": "c"}), UpdateOne({"_id": 1}, {"$inc": {"n": 5}})])),
+        ["insert", "update"],
+        {"errorCode": 10107},
+        1,
+        lambda c: c.bulk_write(
+            [InsertOne({"_id": "c"}), UpdateOne({"_id": 1}, {"$inc": {"n": 5}})]
+        ),
+    ),
     "retryWrites=false, connection closed": (
-        ["insert"], {"closeConnection": True}, 1,
-        lambda c: c.with_options(write_concern=pymongo.WriteConcern(w=1)).insert_one({"_id": "x"})),
+        ["insert"],
+        {"closeConnection": True},
+        1,
+        lambda c: c.with_options(write_concern=pymongo.WriteConcern(w=1)).insert_one({"_id": "x"}),
+    ),
 }
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from failpoints import fail_command
+from fault_helpers import CommandRecorder
 from pymongo import ReadPreference
 from pymongo.errors import ConnectionFailure, InvalidOperation, OperationFailure
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 import greenmotor.session
-from failpoints import fail_command
-from fault_helpers import CommandRecorder
 from greenmotor import MotorClient, MotorClientSession
 from greenmotor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorClientSession
 

@@ -28,11 +28,11 @@ import uuid
 from collections import Counter
 
 import pytest
+from fault_helpers import CommandRecorder, PoolEvents, Resources, assert_pool_clean, quiesce
 from pymongo.errors import PyMongoError
 from tornado.ioloop import IOLoop
 
 from greenmotor import MotorClient
-from fault_helpers import CommandRecorder, PoolEvents, Resources, assert_pool_clean, quiesce
 
 SECONDS = float(os.environ.get("GREENMOTOR_SOAK_SECONDS", "10"))
 WRITERS = 20
@@ -58,13 +58,13 @@ FAULTS = [
 
 
 @pytest.mark.timeout(SECONDS + 120)
-def test_no_acknowledged_write_lost_and_none_applied_twice(server_uri, sync_client,
-                                                           stall_monitor):
+def test_no_acknowledged_write_lost_and_none_applied_twice(server_uri, sync_client, stall_monitor):
     # Its own loop and time limit: the suite's async tests are capped at 60 s.
     loop = IOLoop(make_current=False)
     try:
-        loop.run_sync(lambda: soak(server_uri, sync_client, stall_monitor, loop),
-                      timeout=SECONDS + 60)
+        loop.run_sync(
+            lambda: soak(server_uri, sync_client, stall_monitor, loop), timeout=SECONDS + 60
+        )
     finally:
         loop.close(all_fds=False)
 
@@ -72,9 +72,15 @@ def test_no_acknowledged_write_lost_and_none_applied_twice(server_uri, sync_clie
 async def soak(server_uri, sync_client, stall_monitor, io_loop) -> None:
     database = f"greenmotor_soak_{uuid.uuid4().hex[:6]}"
     recorder, pool_events = CommandRecorder(), PoolEvents()
-    client = MotorClient(server_uri, appname=APP, maxPoolSize=20,
-                         socketTimeoutMS=SOCKET_TIMEOUT_MS, serverMonitoringMode="poll",
-                         event_listeners=[recorder, pool_events], io_loop=io_loop)
+    client = MotorClient(
+        server_uri,
+        appname=APP,
+        maxPoolSize=20,
+        socketTimeoutMS=SOCKET_TIMEOUT_MS,
+        serverMonitoringMode="poll",
+        event_listeners=[recorder, pool_events],
+        io_loop=io_loop,
+    )
     injector = MotorClient(server_uri, appname="greenmotor-soak-injector", io_loop=io_loop)
     docs, counters = client[database].docs, client[database].counters
     await counters.insert_many([{"_id": w, "n": 0, "ops": []} for w in range(WRITERS)])
@@ -98,8 +104,9 @@ async def soak(server_uri, sync_client, stall_monitor, io_loop) -> None:
                 elif kind == "insert_many":
                     await docs.insert_many([{"_id": f"{op_id}/{i}", "w": w} for i in range(3)])
                 else:
-                    await counters.update_one({"_id": w},
-                                              {"$inc": {"n": 1}, "$push": {"ops": op_id}})
+                    await counters.update_one(
+                        {"_id": w}, {"$inc": {"n": 1}, "$push": {"ops": op_id}}
+                    )
                 log.append((kind, op_id, w, "ack"))
             except PyMongoError as exc:
                 log.append((kind, op_id, w, type(exc).__name__))
@@ -190,8 +197,12 @@ async def soak(server_uri, sync_client, stall_monitor, io_loop) -> None:
         assert strangers == [], strangers[:10]
         # Only errors a write can legitimately end with under these faults.
         assert set(report["failure kinds"]) <= {
-            "AutoReconnect", "NetworkTimeout", "OperationFailure", "NotPrimaryError",
-            "DuplicateKeyError", "BulkWriteError",
+            "AutoReconnect",
+            "NetworkTimeout",
+            "OperationFailure",
+            "NotPrimaryError",
+            "DuplicateKeyError",
+            "BulkWriteError",
         }, report["failure kinds"]
         # A duplicate-key failure can only be a retry that lost a race with its own late
         # first attempt (SecantusDB runs both; mongod would serialize them on the session,
@@ -212,4 +223,3 @@ async def soak(server_uri, sync_client, stall_monitor, io_loop) -> None:
         sync_client.drop_database(database)
         client.close()
         injector.close()
-

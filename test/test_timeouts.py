@@ -16,14 +16,7 @@ import time
 
 import pymongo
 import pytest
-from pymongo.errors import (
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-    WaitQueueTimeoutError,
-)
-
-from greenmotor import MotorClient
+from failpoints import fail_command
 from fault_helpers import (
     PoolEvents,
     Stopwatch,
@@ -33,9 +26,16 @@ from fault_helpers import (
     outcome,
     sync_outcome,
 )
-from failpoints import fail_command
+from pymongo.errors import (
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+    WaitQueueTimeoutError,
+)
 from scripted_servers import ScriptedServer, StalledListener, rs_hello
 from servers import free_port
+
+from greenmotor import MotorClient
 
 MAX_STALL = 0.050
 APP = "greenmotor-timeouts"
@@ -70,8 +70,11 @@ async def test_connect_timeout_bounds_each_connection_attempt(stall_monitor, io_
 
 async def test_csot_deadline_cuts_a_connect_short(stall_monitor, io_loop):
     with StalledListener() as port:
-        client = MotorClient(f"mongodb://127.0.0.1:{port}/?loadBalanced=true",
-                             connectTimeoutMS=20_000, io_loop=io_loop)
+        client = MotorClient(
+            f"mongodb://127.0.0.1:{port}/?loadBalanced=true",
+            connectTimeoutMS=20_000,
+            io_loop=io_loop,
+        )
         async with stall_monitor() as stalls:
             with Stopwatch() as watch, pytest.raises(NetworkTimeout):
                 with pymongo.timeout(0.3):
@@ -117,13 +120,15 @@ async def test_no_primary_times_out_writes_but_serves_secondary_reads(stall_moni
             "cursor": {"id": 0, "ns": "db.coll", "firstBatch": [{"_id": "from secondary"}]},
             "ok": 1,
         }
-        client = MotorClient(f"mongodb://{me}/?replicaSet=rs", serverSelectionTimeoutMS=500,
-                             io_loop=io_loop)
+        client = MotorClient(
+            f"mongodb://{me}/?replicaSet=rs", serverSelectionTimeoutMS=500, io_loop=io_loop
+        )
         async with stall_monitor() as stalls:
             with Stopwatch() as watch, pytest.raises(ServerSelectionTimeoutError) as info:
                 await client.db.coll.insert_one({})
             secondary = client.db.get_collection(
-                "coll", read_preference=pymongo.ReadPreference.SECONDARY_PREFERRED)
+                "coll", read_preference=pymongo.ReadPreference.SECONDARY_PREFERRED
+            )
             assert await secondary.find_one() == {"_id": "from secondary"}
         client.close()
     assert "No primary available for writes" in str(info.value)
@@ -138,10 +143,12 @@ async def test_timeout_ms_client_option(server_uri, sync_client, stall_monitor, 
     client = MotorClient(server_uri, io_loop=io_loop, **uri_options)
     coll = client.greenmotor_timeouts.timeout_ms
     await coll.insert_one({"_id": 1})
-    with fail_command(sync_client, ["find"], times=2, blockConnection=True, blockTimeMS=1000,
-                      app_name=APP):
+    with fail_command(
+        sync_client, ["find"], times=2, blockConnection=True, blockTimeMS=1000, app_name=APP
+    ):
         sync_result = await in_thread(
-            sync_outcome, lambda: sync_plain.greenmotor_timeouts.timeout_ms.find_one())
+            sync_outcome, lambda: sync_plain.greenmotor_timeouts.timeout_ms.find_one()
+        )
         async with stall_monitor() as stalls:
             with Stopwatch() as watch:
                 result = await green_outcome(coll.find_one())
@@ -156,13 +163,13 @@ async def test_timeout_ms_client_option(server_uri, sync_client, stall_monitor, 
     sync_plain.close()
 
 
-async def test_csot_while_waiting_for_a_pooled_connection(server_uri, sync_client,
-                                                          stall_monitor, io_loop):
+async def test_csot_while_waiting_for_a_pooled_connection(
+    server_uri, sync_client, stall_monitor, io_loop
+):
     client = MotorClient(server_uri, maxPoolSize=1, appname=APP, io_loop=io_loop)
     coll = client.greenmotor_timeouts.csot_pool
     await coll.insert_one({"_id": 1})
-    with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=800,
-                      app_name=APP):
+    with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=800, app_name=APP):
         holder = coll.find_one({"_id": 1})
         await asyncio.sleep(0.05)
         async with stall_monitor() as stalls:
@@ -178,8 +185,7 @@ async def test_csot_while_waiting_for_a_pooled_connection(server_uri, sync_clien
 
 
 async def test_csot_during_server_selection(stall_monitor, io_loop):
-    client = MotorClient("127.0.0.1", free_port(), serverSelectionTimeoutMS=30_000,
-                         io_loop=io_loop)
+    client = MotorClient("127.0.0.1", free_port(), serverSelectionTimeoutMS=30_000, io_loop=io_loop)
     async with stall_monitor() as stalls:
         with Stopwatch() as watch, pytest.raises(ServerSelectionTimeoutError):
             with pymongo.timeout(0.3):
@@ -205,8 +211,9 @@ async def test_many_deadlines_run_in_parallel(server_uri, sync_client, stall_mon
                 return type(exc), time.monotonic() - start
             return None, time.monotonic() - start
 
-    with fail_command(sync_client, ["find"], times=50, blockConnection=True, blockTimeMS=2000,
-                      app_name=APP):
+    with fail_command(
+        sync_client, ["find"], times=50, blockConnection=True, blockTimeMS=2000, app_name=APP
+    ):
         async with stall_monitor() as stalls:
             results = await asyncio.gather(*[one() for _ in range(50)])
     kinds = {kind for kind, _ in results}
@@ -220,8 +227,9 @@ async def test_many_deadlines_run_in_parallel(server_uri, sync_client, stall_mon
     client.close()
 
 
-async def test_socket_timeout_on_a_retryable_write_applies_it_once(server_uri, sync_client,
-                                                                  stall_monitor, io_loop):
+async def test_socket_timeout_on_a_retryable_write_applies_it_once(
+    server_uri, sync_client, stall_monitor, io_loop
+):
     """The first attempt times out after the server has the update; the retry carries the
     same transaction number, so the increment happens once - as with sync PyMongo."""
     sync_plain = pymongo.MongoClient(server_uri, socketTimeoutMS=200, appname=APP)
@@ -231,17 +239,15 @@ async def test_socket_timeout_on_a_retryable_write_applies_it_once(server_uri, s
     sync_client[name].counter.insert_one({"_id": "green", "n": 0})
     inc = {"$inc": {"n": 1}}
 
-    with fail_command(sync_client, ["update"], blockConnection=True, blockTimeMS=600,
-                      app_name=APP):
+    with fail_command(sync_client, ["update"], blockConnection=True, blockTimeMS=600, app_name=APP):
         sync_result = await in_thread(
-            sync_outcome, lambda: sync_plain[name].counter.update_one({"_id": "sync"}, inc)
-            .modified_count)
-    with fail_command(sync_client, ["update"], blockConnection=True, blockTimeMS=600,
-                      app_name=APP):
+            sync_outcome,
+            lambda: sync_plain[name].counter.update_one({"_id": "sync"}, inc).modified_count,
+        )
+    with fail_command(sync_client, ["update"], blockConnection=True, blockTimeMS=600, app_name=APP):
         async with stall_monitor() as stalls:
             with Stopwatch() as watch:
-                result = await green_outcome(client[name].counter.update_one({"_id": "green"},
-                                                                             inc))
+                result = await green_outcome(client[name].counter.update_one({"_id": "green"}, inc))
     await asyncio.sleep(0.8)  # the first attempt finishes its block on the server
     counts = {d["_id"]: d["n"] for d in sync_client[name].counter.find()}
     assert sync_result == ("ok", 1)
@@ -254,8 +260,9 @@ async def test_socket_timeout_on_a_retryable_write_applies_it_once(server_uri, s
     client.close()
 
 
-async def test_socket_timeout_on_get_more_is_not_retried(server_uri, sync_client, stall_monitor,
-                                                         io_loop):
+async def test_socket_timeout_on_get_more_is_not_retried(
+    server_uri, sync_client, stall_monitor, io_loop
+):
     name = "greenmotor_timeouts"
     sync_client[name].cursor.insert_many([{"_id": i} for i in range(6)])
     sync_plain = pymongo.MongoClient(server_uri, socketTimeoutMS=200, appname=APP)
@@ -264,15 +271,17 @@ async def test_socket_timeout_on_get_more_is_not_retried(server_uri, sync_client
     def sync_run():
         cursor = sync_plain[name].cursor.find().sort("_id").batch_size(2)
         first = [next(cursor), next(cursor)]
-        with fail_command(sync_client, ["getMore"], blockConnection=True, blockTimeMS=600,
-                          app_name=APP):
+        with fail_command(
+            sync_client, ["getMore"], blockConnection=True, blockTimeMS=600, app_name=APP
+        ):
             return first, sync_outcome(lambda: next(cursor))
 
     sync_first, sync_result = await in_thread(sync_run)
     cursor = client[name].cursor.find().sort("_id").batch_size(2)
     first = [await cursor.next(), await cursor.next()]
-    with fail_command(sync_client, ["getMore"], blockConnection=True, blockTimeMS=600,
-                      app_name=APP):
+    with fail_command(
+        sync_client, ["getMore"], blockConnection=True, blockTimeMS=600, app_name=APP
+    ):
         async with stall_monitor() as stalls:
             with Stopwatch() as watch:
                 result = await green_outcome(cursor.next())
@@ -285,4 +294,3 @@ async def test_socket_timeout_on_get_more_is_not_retried(server_uri, sync_client
     sync_client.drop_database(name)
     sync_plain.close()
     client.close()
-

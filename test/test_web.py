@@ -7,13 +7,13 @@ import email.utils
 
 import gridfs
 import pytest
+from servers import free_port
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
 from greenmotor import MotorClient, MotorGridFSBucket, MotorGridOut
 from greenmotor.gridfs import _hash_gridout
 from greenmotor.web import GridFSHandler
-from servers import free_port
 
 BODY = b"<h1>hi</h1>" * 40_000  # 440 KB: streamed in chunks
 
@@ -100,7 +100,7 @@ async def test_get_streams_file_with_headers(base_url, io_loop):
     assert int(response.headers["Content-Length"]) == len(BODY)
     assert response.headers["Etag"].startswith('"')
     modified = email.utils.parsedate_to_datetime(response.headers["Last-Modified"])
-    assert abs(modified - datetime.datetime.now(datetime.timezone.utc)).total_seconds() < 120
+    assert abs(modified - datetime.datetime.now(datetime.UTC)).total_seconds() < 120
 
 
 async def test_missing_file_is_404(base_url, io_loop):
@@ -121,9 +121,12 @@ async def test_conditional_requests(base_url, io_loop):
     assert not_modified.code == 304 and not_modified.body == b""
     changed = await fetch(f"{base_url}/fs/page.html", headers={"If-None-Match": '"other"'})
     assert changed.code == 200
-    past = email.utils.format_datetime(datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc),
-                                       usegmt=True)
-    assert (await fetch(f"{base_url}/fs/page.html", headers={"If-Modified-Since": past})).code == 200
+    past = email.utils.format_datetime(
+        datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC), usegmt=True
+    )
+    assert (
+        await fetch(f"{base_url}/fs/page.html", headers={"If-Modified-Since": past})
+    ).code == 200
 
 
 async def test_hooks(base_url, io_loop):
@@ -158,7 +161,7 @@ async def test_headers_are_motors(base_url, typed_file, io_loop):
     assert response.headers["Etag"] == f'"{_hash_gridout(typed_file)}"'  # Motor's ETag
     assert response.headers["Content-Type"] == "my type"  # the file's own
     assert response.headers["Cache-Control"] == "public" and "Expires" not in response.headers
-    upload_date = typed_file.upload_date.replace(microsecond=0, tzinfo=datetime.timezone.utc)
+    upload_date = typed_file.upload_date.replace(microsecond=0, tzinfo=datetime.UTC)
     assert email.utils.parsedate_to_datetime(response.headers["Last-Modified"]) == upload_date
     head = await fetch(f"{base_url}/fs/typed", method="HEAD")
     assert head.body == b"" and head.headers["Etag"] == response.headers["Etag"]
@@ -190,7 +193,7 @@ async def test_if_none_match_forms(base_url, typed_file, io_loop, if_none_match)
 
 async def test_etag_decides_over_date(base_url, typed_file, io_loop):
     later = email.utils.format_datetime(
-        datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1), usegmt=True
+        datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1), usegmt=True
     )
     response = await fetch(
         f"{base_url}/fs/typed", headers={"If-None-Match": '"changed"', "If-Modified-Since": later}
@@ -206,7 +209,7 @@ async def test_override_returning_a_future(base_url, typed_file, io_loop):
     assert response.code == 200 and response.body == typed_file.read()
     assert response.headers["Cache-Control"] == "max-age=10"
     expires = email.utils.parsedate_to_datetime(response.headers["Expires"])
-    in_ten = expires - datetime.datetime.now(datetime.timezone.utc)
+    in_ten = expires - datetime.datetime.now(datetime.UTC)
     assert datetime.timedelta(seconds=8) < in_ten < datetime.timedelta(seconds=12)
 
 
@@ -219,7 +222,7 @@ async def test_override_returning_an_unopened_file(base_url, typed_file, io_loop
 def test_tz_aware_client(server_uri, typed_file, db, io_loop):
     client = MotorClient(server_uri, io_loop=io_loop, tz_aware=True)
     url, server = serve(io_loop, [(r"/(.*)", GridFSHandler, {"database": client[db.name]})])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     async def fetch_since(moment):
         since = email.utils.format_datetime(moment, usegmt=True)

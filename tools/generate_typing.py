@@ -622,8 +622,10 @@ class _Rewriter(ast.NodeTransformer):
         flavoured = self.context.result or self.context.handed
         flavour = self.context.flavour if flavoured else TORNADO
         name = flavoured_name(target, flavour)
-        module = FLAVOUR_MODULE if flavour is not TORNADO and name != target.__name__ else (
-            target.__module__
+        module = (
+            FLAVOUR_MODULE
+            if flavour is not TORNADO and name != target.__name__
+            else (target.__module__)
         )
         return use_name(self.context, name, module)
 
@@ -697,8 +699,10 @@ def params_text(params: list[Param]) -> str:
             parts.append("*")
             star_done = True
         parts.append(p.text())
-        if posonly and p.kind == "posonly" and (
-            index + 1 == len(params) or params[index + 1].kind != "posonly"
+        if (
+            posonly
+            and p.kind == "posonly"
+            and (index + 1 == len(params) or params[index + 1].kind != "posonly")
         ):
             parts.append("/")
     return ", ".join(parts)
@@ -765,9 +769,7 @@ def declaration(stmt: ast.stmt, name: str, module: str) -> Declaration | None:
     return Declaration(kind, options.get("attr_name") or name, bool(options.get("wrap")))
 
 
-def declared_member(
-    cls: type, name: str, declared_as: Declaration, context: Context
-) -> list[str]:
+def declared_member(cls: type, name: str, declared_as: Declaration, context: Context) -> list[str]:
     """The stub of a member built from ``Async()``, ``Delegate()``, ``Chain()`` or
     ``ReadOnly()``: PyMongo's signature and types."""
     delegate = delegate_of(cls)
@@ -976,7 +978,8 @@ def member_lines(
     if isinstance(value, staticmethod):  # _take = staticmethod(_take)
         function = value.__func__
         node = next(
-            s for s in module_ast(function.__module__).body
+            s
+            for s in module_ast(function.__module__).body
             if isinstance(s, ast.FunctionDef) and s.name == function.__name__
         )
         return written_member(cls, name, node, context, decorators=("staticmethod",))
@@ -1097,9 +1100,12 @@ def module_stub(module: str) -> str:
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             params = [p for p, _ in parameters(stmt, context)]
             result = render(stmt.returns, context.replace(result=True))
-            body += ["", *function_lines(
-                stmt.name, params, result, is_async=isinstance(stmt, ast.AsyncFunctionDef)
-            )]
+            body += [
+                "",
+                *function_lines(
+                    stmt.name, params, result, is_async=isinstance(stmt, ast.AsyncFunctionDef)
+                ),
+            ]
         elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
             body.append(f"{stmt.target.id}: {render(stmt.annotation, context)}")
         elif isinstance(stmt, ast.Assign):

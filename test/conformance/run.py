@@ -85,7 +85,11 @@ def pymongo_version() -> str:
 
 
 def run_module(
-    suite: Path, module: str, mode: str, results: Path, pytest_args: list[str],
+    suite: Path,
+    module: str,
+    mode: str,
+    results: Path,
+    pytest_args: list[str],
     targets: list[str] | None = None,
 ) -> ModuleRun:
     """Run one module (or some of its tests) on a fresh server; mode "greenmotor*" uses synchro."""
@@ -120,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
             print(line + (f"  [{run.crashed}]" if run.crashed else ""), flush=True)
 
     if len(modes) == 2:
-        rerun_flaky(runs, exclusions, lambda test_id: test_id.partition(".py")[0],
-                    lambda run, ids: rerun(suite, args.results, run, ids))
+        rerun_flaky(
+            runs,
+            exclusions,
+            lambda test_id: test_id.partition(".py")[0],
+            lambda run, ids: rerun(suite, args.results, run, ids),
+        )
     for mode in modes:
         c = counts(runs[mode])
         seconds = sum(run.seconds for run in runs[mode])

@@ -61,9 +61,9 @@ import functools
 import inspect
 import threading
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-import pymongo
 from pymongo.synchronous.client_session import ClientSession as PyMongoClientSession
 from pymongo.synchronous.collection import Collection as PyMongoCollection
 from pymongo.synchronous.database import Database as PyMongoDatabase
@@ -535,7 +535,9 @@ class ClientSession(Synchro):
         self._motor.start_transaction(*args, **kwargs)
         return _TransactionContext(self)
 
-    def with_transaction(self, callback: Callable[[ClientSession], Any], *args: Any, **kwargs: Any) -> Any:
+    def with_transaction(
+        self, callback: Callable[[ClientSession], Any], *args: Any, **kwargs: Any
+    ) -> Any:
         """greenmotor's with_transaction, running PyMongo-style sync ``callback(session)``.
 
         greenmotor awaits a coroutine; the facade's callback is synchronous and calls the

@@ -37,7 +37,6 @@ import types
 from typing import Any
 
 import pytest
-
 import synchro
 
 _CLIENT = {"MongoClient": synchro.MongoClient}

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pymongo
 import pytest
-
 import verdicts
 
 pytest.importorskip("mypy", reason="mypy is in the test extra")

@@ -215,8 +215,10 @@ class Verdict:
         def verdict(errors: set[Error]) -> str:
             return f"fail ({len(errors)})" if errors else "pass"
 
-        same = "same" if self.motor == self.greenmotor else (
-            "expected differences" if not self.unexpected else "DIFFERENT"
+        same = (
+            "same"
+            if self.motor == self.greenmotor
+            else ("expected differences" if not self.unexpected else "DIFFERENT")
         )
         short = self.name if not os.path.isabs(self.name) else Path(self.name).name
         return f"{short:40} {verdict(self.motor):>12} {verdict(self.greenmotor):>12}   {same}"
@@ -236,8 +238,12 @@ def verdicts(greenmotor: Path = REPO / "greenmotor") -> list[Verdict]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n\n")[0])
-    parser.add_argument("--greenmotor", type=Path, default=REPO / "greenmotor",
-                        help="the greenmotor package to check (default: this checkout's)")
+    parser.add_argument(
+        "--greenmotor",
+        type=Path,
+        default=REPO / "greenmotor",
+        help="the greenmotor package to check (default: this checkout's)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="list every difference")
     args = parser.parse_args()
     results = verdicts(args.greenmotor.resolve())

@@ -9,10 +9,6 @@ from typing import Any
 from bson import ObjectId
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
-from pymongo import DeleteMany, InsertOne, ReadPreference, UpdateOne, WriteConcern
-from pymongo.read_concern import ReadConcern
-from tornado import gen
-
 from motor.motor_asyncio import (
     AsyncIOMotorChangeStream,
     AsyncIOMotorClient,
@@ -26,6 +22,9 @@ from motor.motor_asyncio import (
     AsyncIOMotorLatentCommandCursor,
 )
 from motor.motor_tornado import MotorClient, MotorCollection, MotorGridFSBucket
+from pymongo import DeleteMany, InsertOne, ReadPreference, UpdateOne, WriteConcern
+from pymongo.read_concern import ReadConcern
+from tornado import gen
 
 Doc = dict[str, Any]
 

@@ -4,20 +4,19 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NotRequired
 
 from bson import ObjectId
 from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
-from pymongo import InsertOne, ReadPreference, ReplaceOne
-from typing_extensions import NotRequired, TypedDict
-
 from motor.motor_asyncio import (
     AsyncIOMotorClient,
     AsyncIOMotorClientSession,
     AsyncIOMotorCollection,
     AsyncIOMotorDatabase,
 )
+from pymongo import InsertOne, ReadPreference, ReplaceOne
+from typing_extensions import TypedDict
 
 
 class Movie(TypedDict):

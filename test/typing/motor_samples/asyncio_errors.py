@@ -3,12 +3,9 @@ Motor's stubs make mypy report; it must report each with greenmotor too. One per
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NotRequired
 
 from bson import ObjectId
-from pymongo import InsertOne
-from typing_extensions import NotRequired, TypedDict
-
 from motor.motor_asyncio import (
     AsyncIOMotorClient,
     AsyncIOMotorClientSession,
@@ -17,6 +14,8 @@ from motor.motor_asyncio import (
     AsyncIOMotorDatabase,
 )
 from motor.motor_tornado import MotorClient
+from pymongo import InsertOne
+from typing_extensions import TypedDict
 
 
 class Movie(TypedDict):

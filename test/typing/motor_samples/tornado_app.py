@@ -6,10 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
-from tornado import gen, web
-
 from motor.motor_tornado import (
     MotorClient,
     MotorClientSession,
@@ -18,6 +14,9 @@ from motor.motor_tornado import (
     MotorDatabase,
     MotorGridFSBucket,
 )
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
+from tornado import gen, web
 
 client: MotorClient[dict[str, Any]] = MotorClient("mongodb://localhost:27017", maxPoolSize=10)
 db: MotorDatabase[dict[str, Any]] = client.wiki

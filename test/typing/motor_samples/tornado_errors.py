@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING
-from pymongo.results import InsertOneResult, UpdateResult
-
 from motor.motor_tornado import (
     MotorClient,
     MotorCollection,
     MotorDatabase,
     MotorGridFSBucket,
 )
+from pymongo import ASCENDING
+from pymongo.results import InsertOneResult, UpdateResult
 
 client: MotorClient[dict[str, Any]] = MotorClient("mongodb://localhost:27017")
 db: MotorDatabase[dict[str, Any]] = client.wiki
