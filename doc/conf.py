@@ -6,7 +6,7 @@ Build the site (warnings are errors) and run every example against a real server
     python -m sphinx -W --keep-going -b doctest doc doc/_build/doctest
 
 ``tools/build-docs`` does both. The doctest build uses the server named by
-``GREENMOTOR_TEST_URI``, or starts a SecantusDB server (``test/servers.py``) for the run.
+``GREENMOTOR_TEST_URI``, or starts a SecantusDB server (``test/support/servers.py``) for the run.
 
 Most of greenmotor's API is generated from PyMongo's classes (see
 :mod:`greenmotor.metaprogramming`), so those methods carry PyMongo's docstrings. PyMongo writes
@@ -25,7 +25,7 @@ import sys
 DOC_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(DOC_DIR)
 sys.path.insert(0, ROOT)  # document the checkout, installed or not
-sys.path.insert(0, os.path.join(ROOT, "test"))  # servers.py, for the doctest server
+sys.path.insert(0, os.path.join(ROOT, "test"))  # support/servers.py, for the doctest server
 sys.path.insert(0, DOC_DIR)  # docserver.py
 
 import greenmotor  # noqa: E402

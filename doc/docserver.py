@@ -1,8 +1,8 @@
 """The MongoDB server that the documentation's examples run against.
 
 ``doc/conf.py``'s doctest set-up calls :func:`server_uri` at the start of every document:
-the first call starts a SecantusDB server (``test/servers.py``) unless ``GREENMOTOR_TEST_URI``
-names one, and later calls reuse it. The build stops it when it finishes (and at exit, if
+the first call starts a SecantusDB server (``test/support/servers.py``) unless
+``GREENMOTOR_TEST_URI`` names one, and later calls reuse it. The build stops it when it finishes (and at exit, if
 the build dies first). Each document drops and uses its own databases, so the order in which
 documents run does not matter::
 
@@ -27,7 +27,9 @@ def server_uri() -> str:
     if uri:
         return uri
     if _server is None:
-        from servers import SecantusServer  # test/servers.py, on sys.path via conf.py
+        from support.servers import (
+            SecantusServer,  # test/support/servers.py; test/ is on sys.path via conf.py
+        )
 
         server = SecantusServer("--enable-test-commands")
         server.start()

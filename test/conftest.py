@@ -15,7 +15,7 @@ import uuid
 
 import pymongo
 import pytest
-from servers import SecantusServer, uri_from_environment
+from support.servers import SecantusServer, uri_from_environment
 from tornado.ioloop import IOLoop
 
 import greenmotor

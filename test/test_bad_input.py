@@ -14,9 +14,9 @@ import threading
 import pymongo
 import pytest
 from bson.errors import InvalidDocument
-from fault_helpers import loop_greenlets
 from pymongo import monitoring
 from pymongo.errors import ConfigurationError, InvalidName, InvalidOperation
+from support.fault_helpers import loop_greenlets
 from tornado.ioloop import IOLoop
 
 from greenmotor import GreenmotorUsageError, MotorClient, MotorDatabase
@@ -261,7 +261,7 @@ async def test_after_close_every_entry_point_says_so(server_uri, sync_client, io
 async def test_close_with_operations_in_flight_ends_them_without_hanging(
     server_uri, sync_client, io_loop
 ):
-    from failpoints import fail_command
+    from support.failpoints import fail_command
 
     client = MotorClient(server_uri, appname="greenmotor-bad-input", io_loop=io_loop)
     coll = client.greenmotor_bad_input.in_flight

@@ -17,8 +17,8 @@ import warnings
 from datetime import timedelta
 
 import pytest
-from failpoints import fail_command
-from fault_helpers import (
+from support.failpoints import fail_command
+from support.fault_helpers import (
     CommandRecorder,
     LogCapture,
     PoolEvents,
@@ -29,8 +29,8 @@ from fault_helpers import (
     loop_greenlets,
     quiesce,
 )
-from scripted_servers import ScriptedServer, StalledListener
-from servers import free_port
+from support.scripted_servers import ScriptedServer, StalledListener
+from support.servers import free_port
 from tornado import gen, web
 from tornado.httpclient import AsyncHTTPClient
 from tornado.httpserver import HTTPServer

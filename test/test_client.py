@@ -17,8 +17,8 @@ from mockupdb import MockupDB
 from pymongo import ReadPreference, WriteConcern
 from pymongo.driver_info import DriverInfo
 from pymongo.errors import ConfigurationError, InvalidOperation, ServerSelectionTimeoutError
-from scripted_servers import HELLO
-from servers import free_port
+from support.scripted_servers import HELLO
+from support.servers import free_port
 from tornado import gen
 from tornado.ioloop import IOLoop
 

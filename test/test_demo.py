@@ -9,7 +9,7 @@ import subprocess
 import uuid
 
 import pytest
-from servers import free_port
+from support.servers import free_port
 from tornado.httpclient import AsyncHTTPClient
 from tornado.websocket import websocket_connect
 

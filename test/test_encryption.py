@@ -37,7 +37,7 @@ trustme = pytest.importorskip("trustme", reason="the fake KMS needs trustme cert
 from pymongo.encryption import Algorithm, ClientEncryption  # noqa: E402
 from pymongo.encryption_options import AutoEncryptionOpts  # noqa: E402
 from pymongo.synchronous.encryption import _EncryptionIO  # noqa: E402
-from servers import free_port  # noqa: E402
+from support.servers import free_port  # noqa: E402
 
 import greenmotor  # noqa: E402
 from greenmotor.core import spawn  # noqa: E402

@@ -1,6 +1,6 @@
 """Process model: greenmotor in processes forked by ``tornado.process.fork_processes``.
 
-The forking happens in a separate program (fork_workers.py) so the test runner itself never
+The forking happens in a separate program (support/fork_workers.py) so the test runner itself never
 forks. Clients created after the fork work in every child. A client created before the fork
 gets PyMongo's own treatment: PyMongo resets its pools and monitors in the child, and warns
 "MongoClient opened before fork" when the client had been used in the parent.
@@ -21,9 +21,9 @@ def run_workers(server_uri: str, sync_client, mode: str) -> list[dict]:
     database = f"greenmotor_fork_{uuid.uuid4().hex[:8]}"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), HERE]))
     try:
+        program = os.path.join(HERE, "support", "fork_workers.py")
         proc = subprocess.run(
-            [sys.executable, os.path.join(HERE, "fork_workers.py"), server_uri, database, mode,
-             str(WORKERS)],
+            [sys.executable, program, server_uri, database, mode, str(WORKERS)],
             env=env, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr

@@ -283,8 +283,8 @@ async def test_interrupted_connection_wakes_the_parked_read(client, sync_client,
 
     Sync PyMongo notices within its 0.5 s read poll; a parked greenlet is woken at once.
     """
-    from failpoints import fail_command
     from pymongo.errors import AutoReconnect
+    from support.failpoints import fail_command
 
     await coll.insert_one({"_id": 1})
     pool = client.delegate._topology.get_server_by_address(client.address).pool

@@ -10,10 +10,10 @@ import time
 
 import pymongo
 import pytest
-from failpoints import fail_command
 from pymongo import monitoring
 from pymongo.errors import ExecutionTimeout, NetworkTimeout, ServerSelectionTimeoutError
-from servers import free_port
+from support.failpoints import fail_command
+from support.servers import free_port
 
 import greenmotor
 

@@ -13,8 +13,8 @@ import threading
 
 import pymongo
 import pytest
-from fault_helpers import CommandRecorder, green_outcome, in_thread, sync_outcome
-from scripted_servers import ScriptedServer, rs_hello
+from support.fault_helpers import CommandRecorder, green_outcome, in_thread, sync_outcome
+from support.scripted_servers import ScriptedServer, rs_hello
 
 from greenmotor import MotorClient
 

@@ -19,7 +19,8 @@ import uuid
 import pymongo
 import pytest
 import trustme
-from fault_helpers import (
+from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
+from support.fault_helpers import (
     CommandRecorder,
     Stopwatch,
     app_pool,
@@ -27,9 +28,8 @@ from fault_helpers import (
     in_thread,
     sync_outcome,
 )
-from pymongo.errors import AutoReconnect, OperationFailure, ServerSelectionTimeoutError
-from scripted_servers import SilentServer
-from servers import SecantusServer
+from support.scripted_servers import SilentServer
+from support.servers import SecantusServer
 
 from greenmotor import MotorClient
 

@@ -17,10 +17,16 @@ from typing import Any
 
 import pymongo
 import pytest
-from fault_helpers import CommandRecorder, assert_pool_clean, green_outcome, in_thread, outcome
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import AutoReconnect, ConnectionFailure
-from servers import SecantusServer
+from support.fault_helpers import (
+    CommandRecorder,
+    assert_pool_clean,
+    green_outcome,
+    in_thread,
+    outcome,
+)
+from support.servers import SecantusServer
 
 from greenmotor import MotorClient
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from failpoints import fail_command
-from fault_helpers import CommandRecorder
 from pymongo import ReadPreference
 from pymongo.errors import ConnectionFailure, InvalidOperation, OperationFailure
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
+from support.failpoints import fail_command
+from support.fault_helpers import CommandRecorder
 
 import greenmotor.session
 from greenmotor import MotorClient, MotorClientSession

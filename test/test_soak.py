@@ -28,8 +28,8 @@ import uuid
 from collections import Counter
 
 import pytest
-from fault_helpers import CommandRecorder, PoolEvents, Resources, assert_pool_clean, quiesce
 from pymongo.errors import PyMongoError
+from support.fault_helpers import CommandRecorder, PoolEvents, Resources, assert_pool_clean, quiesce
 from tornado.ioloop import IOLoop
 
 from greenmotor import MotorClient

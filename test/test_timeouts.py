@@ -16,8 +16,14 @@ import time
 
 import pymongo
 import pytest
-from failpoints import fail_command
-from fault_helpers import (
+from pymongo.errors import (
+    ExecutionTimeout,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+    WaitQueueTimeoutError,
+)
+from support.failpoints import fail_command
+from support.fault_helpers import (
     PoolEvents,
     Stopwatch,
     assert_pool_clean,
@@ -26,14 +32,8 @@ from fault_helpers import (
     outcome,
     sync_outcome,
 )
-from pymongo.errors import (
-    ExecutionTimeout,
-    NetworkTimeout,
-    ServerSelectionTimeoutError,
-    WaitQueueTimeoutError,
-)
-from scripted_servers import ScriptedServer, StalledListener, rs_hello
-from servers import free_port
+from support.scripted_servers import ScriptedServer, StalledListener, rs_hello
+from support.servers import free_port
 
 from greenmotor import MotorClient
 

@@ -7,7 +7,7 @@ import email.utils
 
 import gridfs
 import pytest
-from servers import free_port
+from support.servers import free_port
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "test"))
 
-from conformance_common import (  # noqa: E402
+from support.conformance_common import (  # noqa: E402
     MODES,
     ModuleRun,
     PytestRun,

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synchro  # noqa: E402
 import synchro_plugin  # noqa: E402
-from failpoints import fail_command  # noqa: E402
+from support.failpoints import fail_command  # noqa: E402
 
 
 @pytest.fixture

@@ -39,8 +39,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO / "test"))
 
-import conformance_common as common  # noqa: E402
-from conformance_common import ModuleRun  # noqa: E402
+from support import conformance_common as common  # noqa: E402
+from support.conformance_common import ModuleRun  # noqa: E402
 
 MOTOR_VERSION = "3.7.1"
 CACHE = Path(

@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from conformance_common import (  # noqa: E402
+from support.conformance_common import (  # noqa: E402
     COLLECTION_ERROR,
     ModuleRun,
     Outcome,

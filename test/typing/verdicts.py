@@ -125,7 +125,7 @@ class Error:
 def motor_suite() -> Path:
     """Motor's extracted sdist (its ``test/`` package and ``pyproject.toml``)."""
     sys.path.insert(0, str(REPO / "test"))
-    import conformance_common
+    from support import conformance_common
 
     return conformance_common.suite_dir("Motor", MOTOR_VERSION, CACHE)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from servers import SecantusServer, free_port
+from .servers import SecantusServer, free_port
 
 MODES = ("reference", "greenmotor")
 

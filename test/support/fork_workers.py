@@ -1,6 +1,6 @@
 """A forking Tornado process, run by test_fork.py as its own program (never imported).
 
-``python fork_workers.py URI DATABASE MODE WORKERS`` forks WORKERS children with
+``python test/support/fork_workers.py URI DATABASE MODE WORKERS`` forks WORKERS children with
 ``tornado.process.fork_processes``; each child runs a few operations on its own IOLoop and
 records what happened in DATABASE.workers (task id, pid, warnings, error). MODE says where
 the MotorClient comes from:
