@@ -2,9 +2,9 @@
 
 ``doc/conf.py``'s doctest set-up calls :func:`server_uri` at the start of every document:
 the first call starts a SecantusDB server (``test/support/servers.py``) unless
-``GREENMOTOR_TEST_URI`` names one, and later calls reuse it. The build stops it when it finishes (and at exit, if
-the build dies first). Each document drops and uses its own databases, so the order in which
-documents run does not matter::
+``GREENMOTOR_TEST_URI`` names one, and later calls reuse it. The build stops it when it
+finishes (and at exit, if the build dies first). Each document drops and uses its own
+databases, so the order in which documents run does not matter::
 
     uri = server_uri()
     fresh_databases(uri, "tutorial")

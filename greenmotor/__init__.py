@@ -29,7 +29,10 @@ from greenmotor.gridfs import (  # noqa: E402
     MotorGridOut,
     MotorGridOutCursor,
 )
+from greenmotor.metaprogramming import check_wrap_names  # noqa: E402
 from greenmotor.session import MotorClientSession  # noqa: E402
+
+check_wrap_names()  # every module's classes are declared: a wrap= typo fails here
 
 version = __version__ = "0.1.0"
 

@@ -20,13 +20,10 @@ from pymongo.database import Database
 from pymongo.driver_info import DriverInfo
 from pymongo.errors import InvalidOperation
 
-from greenmotor import green_kms, green_pool
+from greenmotor import green_kms
 from greenmotor.change_stream import MotorChangeStream
 from greenmotor.core import GreenmotorUsageError
-from greenmotor.cursor import (
-    MotorLatentCommandCursor,
-    MotorRawBatchCommandCursor,
-)
+from greenmotor.cursor import MotorLatentCommandCursor, _MotorLatentRawBatchCommandCursor
 from greenmotor.metaprogramming import (
     Async,
     Delegate,
@@ -34,15 +31,12 @@ from greenmotor.metaprogramming import (
     ReadOnly,
     unwrap_all,
 )
+from greenmotor.pymongo_hooks import green_mongo_client
 
 __all__ = ["MotorClient", "MotorCollection", "MotorDatabase"]
 
 #: The Motor release whose API greenmotor reproduces; named in the connection handshake.
 MOTOR_VERSION = "3.7.1"
-
-
-class _MotorLatentRawBatchCommandCursor(MotorLatentCommandCursor):
-    __delegate_class__ = MotorRawBatchCommandCursor.__delegate_class__
 
 
 class _CommonProperties(MotorWrapper):
@@ -175,9 +169,7 @@ class MotorClient(_CommonProperties):
             )
         kwargs["driver"] = motor_driver_info(self._framework.name, their_driver or None)
         kwargs.setdefault("connect", False)  # no I/O, and no threads, until first use
-        green_pool.install_green_sleeps()
-        kwargs.update(green_pool.client_hooks())
-        self.delegate = green_pool.GreenMongoClient(*args, **kwargs)
+        self.delegate = green_mongo_client(*args, **kwargs)
         if self.delegate._encrypter is not None:
             # auto_encryption_opts: PyMongo built a blocking _Encrypter (mongocryptd through a
             # plain client, KMS over blocking sockets). Not used yet, so closing it does no I/O.

@@ -39,8 +39,6 @@ __all__ = [
 ]
 MOTOR_VERSION: str
 
-class _MotorLatentRawBatchCommandCursor(MotorLatentCommandCursor[_DocumentType]): ...
-
 class _CommonProperties(MotorWrapper, Generic[_DocumentType]):
     @property
     def codec_options(self) -> CodecOptions[Any]: ...

@@ -23,15 +23,8 @@ from pymongo.synchronous.command_cursor import CommandCursor, RawBatchCommandCur
 from pymongo.synchronous.cursor import Cursor, RawBatchCursor
 
 from greenmotor.core import spawn
-from greenmotor.metaprogramming import (
-    Async,
-    Chain,
-    MotorWrapper,
-    ReadOnly,
-    check_callback,
-    consume_exception,
-    future_or_callback,
-)
+from greenmotor.delivery import check_callback, consume_exception, deliver
+from greenmotor.metaprogramming import Async, Chain, MotorWrapper, ReadOnly
 
 __all__ = [
     "MotorCommandCursor",
@@ -171,8 +164,7 @@ class _BaseCursor(MotorWrapper):
 
         Returns a Future, or calls ``callback(docs, error)``.
         """
-        if callback is not None:
-            check_callback(callback)
+        check_callback(callback)
         if length is not None:
             if not isinstance(length, int):
                 raise TypeError(f"length must be an int, not {length!r}")
@@ -185,7 +177,7 @@ class _BaseCursor(MotorWrapper):
         else:
             self.started = True
             future = self._run(lambda cursor: self._wrap_documents(self._take(cursor, length)))
-        return future_or_callback(future, callback)
+        return deliver(future, callback)
 
     def each(self, callback: Callable[[Any, Any], Any]) -> None:
         """Call ``callback(doc, None)`` for each document, then ``callback(None, None)``.
@@ -244,9 +236,8 @@ class _BaseCursor(MotorWrapper):
         Documents already fetched can still be read. Closing again does nothing.
         """
         if self.closed:
-            if callback is not None:
-                check_callback(callback)
-            return future_or_callback(_done(self._loop(), None), callback)
+            check_callback(callback)
+            return deliver(_done(self._loop(), None), callback)
         self.closed = True
         return self._async_call(self.delegate.close, callback)
 
@@ -388,6 +379,12 @@ class MotorLatentCommandCursor(MotorCommandCursor):
         if self.delegate is None:  # never started: nothing on the server to kill
             self.delegate = NeverStarted()
         return super().close(callback=callback)
+
+
+class _MotorLatentRawBatchCommandCursor(MotorLatentCommandCursor):
+    """``aggregate_raw_batches``: a latent command cursor yielding raw BSON batches."""
+
+    __delegate_class__ = RawBatchCommandCursor
 
 
 class NeverStarted:

@@ -120,6 +120,8 @@ class MotorLatentCommandCursor(MotorCommandCursor[_DocumentType]):
     _args: Any
     _kwargs: Any
 
+class _MotorLatentRawBatchCommandCursor(MotorLatentCommandCursor[_DocumentType]): ...
+
 class NeverStarted:
     _data: tuple
     alive: bool

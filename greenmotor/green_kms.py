@@ -27,13 +27,13 @@ This module gives those few calls green forms, per object, without touching PyMo
 Outside a DriverGreenlet every green call behaves as the blocking one it replaces, so these
 objects also work from plain threads. A plain ``pymongo.encryption.ClientEncryption`` is
 unchanged: the replacements live in copies of PyMongo's functions
-(:func:`~greenmotor.green_pool._with_globals`), not in PyMongo's modules.
+(:func:`~greenmotor.pymongo_hooks.with_globals`), not in PyMongo's modules; the table in
+:mod:`greenmotor.pymongo_hooks` lists them with greenmotor's other changes to PyMongo.
 """
 
 from __future__ import annotations
 
 import ssl
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -42,10 +42,9 @@ from pymongo.ssl_support import get_ssl_context
 from pymongo.synchronous._kms_connect import _connect_kms
 from pymongo.synchronous.encryption import ClientEncryption, _Encrypter, _EncryptionIO
 
-from greenmotor import green_pool
 from greenmotor.core import call_in_executor
-from greenmotor.green_pool import _with_globals
 from greenmotor.green_socket import GreenSocket, green_socket_interface, green_tls_handshake
+from greenmotor.pymongo_hooks import GreenTime, green_mongo_client, with_globals
 
 __all__ = [
     "GreenClientEncryption",
@@ -101,7 +100,7 @@ def _wrap_socket_tls(sock: Any, address: tuple[str, Any], options: Any) -> KmsSo
 
 
 # PyMongo's _connect_kms, unchanged but for how it connects and wraps TLS.
-_green_connect_kms = _with_globals(
+_green_connect_kms = with_globals(
     _connect_kms, _configured_socket=_configured_socket, _wrap_socket_tls=_wrap_socket_tls
 )
 
@@ -124,15 +123,6 @@ def connect_kms(
             return call_in_executor(kms_connect_callback, context)
 
     return _green_connect_kms(address, opts, callback, timeout)  # type: ignore[no-any-return]
-
-
-class _GreenTime:
-    """The ``time`` module as ``kms_request`` sees it: its retry back-off sleep is green."""
-
-    sleep = staticmethod(green_pool.sleep)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
 
 
 # get_ssl_context arguments -> the context; see _get_ssl_context.
@@ -160,13 +150,13 @@ def _spawn_daemon_off_loop(args: Any) -> None:
 class GreenEncryptionIO(_EncryptionIO):
     """``_EncryptionIO`` whose KMS requests and mongocryptd spawning don't block the loop."""
 
-    kms_request = _with_globals(
+    kms_request = with_globals(
         _EncryptionIO.kms_request,
         _connect_kms=connect_kms,
         get_ssl_context=_get_ssl_context,
-        time=_GreenTime(),
+        time=GreenTime(),  # its retry back-off sleep is green
     )
-    spawn = _with_globals(_EncryptionIO.spawn, _spawn_daemon=_spawn_daemon_off_loop)
+    spawn = with_globals(_EncryptionIO.spawn, _spawn_daemon=_spawn_daemon_off_loop)
 
 
 class GreenClientEncryption(ClientEncryption):  # type: ignore[type-arg]
@@ -176,13 +166,7 @@ class GreenClientEncryption(ClientEncryption):  # type: ignore[type-arg]
     and call it inside a DriverGreenlet: then nothing it does blocks the loop.
     """
 
-    __init__ = _with_globals(ClientEncryption.__init__, _EncryptionIO=GreenEncryptionIO)
-
-
-def _green_mongocryptd_client(*args: Any, **kwargs: Any) -> Any:
-    """The client automatic encryption talks to mongocryptd with, green like greenmotor's."""
-    kwargs.update(green_pool.client_hooks())
-    return green_pool.GreenMongoClient(*args, **kwargs)
+    __init__ = with_globals(ClientEncryption.__init__, _EncryptionIO=GreenEncryptionIO)
 
 
 class GreenEncrypter(_Encrypter):
@@ -195,8 +179,8 @@ class GreenEncrypter(_Encrypter):
     encrypted client itself (or the ``key_vault_client`` given), green already.
     """
 
-    __init__ = _with_globals(
+    __init__ = with_globals(
         _Encrypter.__init__,
         _EncryptionIO=GreenEncryptionIO,
-        MongoClient=_green_mongocryptd_client,
+        MongoClient=green_mongo_client,  # mongocryptd's client, green like greenmotor's
     )

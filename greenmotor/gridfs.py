@@ -31,6 +31,7 @@ import gridfs
 from gridfs.synchronous.grid_file import GridIn, GridOut, GridOutCursor
 from pymongo.errors import InvalidOperation
 
+from greenmotor.client import MotorCollection, MotorDatabase
 from greenmotor.cursor import MotorCursor
 from greenmotor.metaprogramming import Async, Chain, Delegate, MotorWrapper, ReadOnly
 
@@ -52,8 +53,6 @@ def _hash_gridout(gridout: Any) -> str:
 
 def _check_collection(owner: MotorWrapper, root_collection: Any) -> None:
     """Motor's check: a file's root collection is a MotorCollection of the owner's flavour."""
-    from greenmotor.client import MotorCollection
-
     expected = owner._flavoured(MotorCollection)
     if not (
         isinstance(root_collection, expected) and root_collection._framework is owner._framework
@@ -107,8 +106,6 @@ class MotorGridFSBucket(_NotGeneric, MotorWrapper):
         read_preference: Any = None,
         collection: str | None = None,
     ) -> None:
-        from greenmotor.client import MotorDatabase
-
         if collection is not None:  # Motor 1's name for bucket_name
             warnings.warn(
                 'the "collection" parameter is deprecated, use "bucket_name" instead',
@@ -331,8 +328,6 @@ class MotorGridOutCursor(MotorCursor):
     @property
     def collection(self) -> Any:
         """The bucket's root collection (``db.fs``), as in Motor."""
-        from greenmotor.client import MotorCollection
-
         return MotorCollection._from_delegate(self, self.delegate._root_collection)
 
     @staticmethod

@@ -22,21 +22,34 @@ its own flavour, so ``wrap="MotorCursor"`` means ``AsyncIOMotorCursor`` on the a
 
 from __future__ import annotations
 
-import asyncio
-import functools
+import difflib
 import inspect
 import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pymongo.synchronous.client_session import ClientSession
-
 from greenmotor.core import spawn
+from greenmotor.delivery import check_callback, check_session, deliver
 from greenmotor.frameworks import TORNADO, Framework
 
-__all__ = ["Async", "Chain", "Delegate", "MotorWrapper", "ReadOnly", "for_framework"]
+__all__ = [
+    "Async",
+    "Chain",
+    "Delegate",
+    "MotorWrapper",
+    "ReadOnly",
+    "check_wrap_names",
+    "for_framework",
+]
 
 _class_for_delegate: dict[type, type[MotorWrapper]] = {}  # PyMongo class -> public class
+
+# ``wrap=`` names not declared yet, each with where it was used. A class may name one
+# declared later (MotorClient.get_database names MotorDatabase, below it); the package
+# checks none is left once every module is imported (check_wrap_names), and afterwards a
+# new class's names are checked as it is created.
+_unresolved_wraps: dict[str, list[str]] = {}
+_all_declared = False
 
 _FUTURE_NOTE = """
 
@@ -52,15 +65,7 @@ def _unwrap(value: Any) -> Any:
 
 def unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Motor objects given as arguments (sessions, databases...) become PyMongo's."""
-    session = kwargs.get("session")
-    if session is not None and not isinstance(
-        _unwrap(session),
-        ClientSession,  # Motor also takes the PyMongo session itself
-    ):
-        raise TypeError(
-            f"session must be a MotorClientSession (from await client.start_session()), "
-            f"not {session!r}"
-        )
+    check_session(_unwrap(kwargs.get("session")))
     # Most calls carry only documents and options: don't rebuild them (hot path).
     for value in itertools.chain(args, kwargs.values()):
         if isinstance(value, MotorWrapper):
@@ -85,37 +90,6 @@ def with_callback(signature: inspect.Signature) -> inspect.Signature:
     if params and params[-1].kind is inspect.Parameter.VAR_KEYWORD:
         at -= 1
     return signature.replace(parameters=[*params[:at], _CALLBACK, *params[at:]])
-
-
-def check_callback(callback: Any) -> None:
-    if not callable(callback):
-        raise TypeError(
-            f"callback must be a callable taking (result, error), not {callback!r}; "
-            "or leave it out and await the returned Future"
-        )
-
-
-def deliver_to_callback(callback: Callable[[Any, Any], Any], future: asyncio.Future) -> None:
-    """Future done-callback: call ``callback(result, error)``, always in a later iteration."""
-    if future.cancelled():
-        callback(None, asyncio.CancelledError())
-    elif future.exception() is not None:
-        callback(None, future.exception())
-    else:
-        callback(future.result(), None)
-
-
-def future_or_callback(future: asyncio.Future, callback: Any) -> asyncio.Future | None:
-    if callback is None:
-        return future
-    future.add_done_callback(functools.partial(deliver_to_callback, callback))
-    return None
-
-
-def consume_exception(future: asyncio.Future) -> None:
-    """Done-callback for a Future nobody awaits: its error must not be logged as lost."""
-    if not future.cancelled():
-        future.exception()
 
 
 class MotorAttribute:
@@ -173,8 +147,7 @@ class Async(MotorAttribute):
         wrap_declaration = self
 
         def method(self: MotorWrapper, *args: Any, callback: Any = None, **kwargs: Any) -> Any:
-            if callback is not None:
-                check_callback(callback)
+            check_callback(callback)
             loop = self._client._loop_for_call()
             bound = getattr(self.delegate, attr_name)
             if args or kwargs:
@@ -184,7 +157,7 @@ class Async(MotorAttribute):
                 future = spawn(loop, bound, *args, **kwargs)
             else:
                 future = spawn(loop, lambda: wrap._from_delegate(self, bound(*args, **kwargs)))
-            return future_or_callback(future, callback)
+            return deliver(future, callback)
 
         result = f"a {self.wrap}" if self.wrap else "PyMongo's result"
         self.describe(method, cls, attr_name, _FUTURE_NOTE.format(result=result))
@@ -253,15 +226,19 @@ class MotorWrapper:
         super().__init_subclass__(**kwargs)
         if "_framework" in vars(cls):  # made by for_framework(): nothing declared here
             return
-        for name, value in list(vars(cls).items()):
-            if isinstance(value, MotorAttribute):
-                built = value.build(cls, name)
-                if callable(built):
-                    built.__name__ = name
-                    built.__qualname__ = f"{cls.__name__}.{name}"
-                    built.__module__ = cls.__module__
-                setattr(cls, name, built)
+        declared = {n: v for n, v in vars(cls).items() if isinstance(v, MotorAttribute)}
+        for name, value in declared.items():
+            if value.wrap is not None and value.wrap != cls.__name__:
+                _note_wrap(value.wrap, f"{cls.__module__}.{cls.__qualname__}.{name}")
         TORNADO.classes[cls.__name__] = cls
+        _unresolved_wraps.pop(cls.__name__, None)
+        for name, value in declared.items():
+            built = value.build(cls, name)
+            if callable(built):
+                built.__name__ = name
+                built.__qualname__ = f"{cls.__name__}.{name}"
+                built.__module__ = cls.__module__
+            setattr(cls, name, built)
         if "__delegate_class__" in vars(cls):
             _class_for_delegate.setdefault(cls.__delegate_class__, cls)
 
@@ -285,9 +262,8 @@ class MotorWrapper:
 
     def _async_call(self, fn: Callable[[], Any], callback: Any = None) -> Any:
         """Run fn() in a greenlet: a Future, or ``callback(result, error)`` later."""
-        if callback is not None:
-            check_callback(callback)
-        return future_or_callback(spawn(self._client._loop_for_call(), fn), callback)
+        check_callback(callback)
+        return deliver(spawn(self._client._loop_for_call(), fn), callback)
 
     def wrap(self, obj: Any) -> Any:
         """The public greenmotor object for a PyMongo object (e.g. a Collection)."""
@@ -320,6 +296,33 @@ class MotorWrapper:
 
 
 _W = TypeVar("_W", bound=MotorWrapper)
+
+
+def _note_wrap(wrap: str, where: str) -> None:
+    """Record a ``wrap=`` name; once every module is imported, an unknown one raises."""
+    if wrap in TORNADO.classes:
+        return
+    _unresolved_wraps.setdefault(wrap, []).append(where)
+    if _all_declared:
+        check_wrap_names()
+
+
+def check_wrap_names() -> None:
+    """Raise if a ``wrap=`` names no declared class; from now on check each new class.
+
+    ``greenmotor/__init__.py`` calls it once all its modules are imported, so a misspelt
+    name (``Delegate(wrap="MotorCurser")``) fails ``import greenmotor``, not a first call.
+    """
+    global _all_declared
+    _all_declared = True
+    if not _unresolved_wraps:
+        return
+    wrap, places = next(iter(_unresolved_wraps.items()))
+    _unresolved_wraps.clear()
+    public = sorted(name for name in TORNADO.classes if not name.startswith("_"))
+    close = difflib.get_close_matches(wrap, public, n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"declared: {', '.join(public)}"
+    raise TypeError(f"wrap={wrap!r} in {', '.join(places)} names no greenmotor class; {hint}")
 
 
 def for_framework(framework: Framework, cls: type[_W]) -> type[_W]:

@@ -37,7 +37,7 @@ class Hook:
     them fails:
 
     * ``looks_up``: names its code must look up - globals greenmotor swaps in a copy of the
-      function (``green_pool._with_globals``), or attributes it must set, which greenmotor
+      function (``pymongo_hooks.with_globals``), or attributes it must set, which greenmotor
       replaces or reads afterwards;
     * ``strings``: constants its code must contain (keyword arguments or keys it reads);
     * ``params``: its parameter names, where greenmotor's replacement takes the same
@@ -186,7 +186,7 @@ _COMMON = (
     ),
     _hook(
         "pymongo.synchronous.mongo_client:MongoClient.__init__",
-        "client_hooks() passes these keyword arguments",
+        "green_mongo_client() passes these keyword arguments",
         strings="_pool_class _condition_class",
     ),
     _hook(

@@ -16,8 +16,9 @@ from pymongo.synchronous.pool import Pool
 
 import greenmotor
 from greenmotor.core import GreenmotorUsageError, Wakeup, in_flight, spawn
-from greenmotor.green_pool import GreenCondition, GreenPool, sleep
+from greenmotor.green_pool import GreenCondition, sleep
 from greenmotor.green_socket import GreenSocket
+from greenmotor.pymongo_hooks import GreenPool
 
 
 def registered_fds(loop: asyncio.AbstractEventLoop) -> set[int]:

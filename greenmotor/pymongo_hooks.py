@@ -1,0 +1,190 @@
+"""Every change greenmotor makes to PyMongo's behaviour, in one place.
+
+greenmotor runs PyMongo's own synchronous code; it changes only where that code would block
+the loop. Each change below is checked against the installed PyMongo at import by
+:mod:`greenmotor.pymongo_check` (which names the private places they rely on). A plain
+``pymongo.MongoClient`` behaves exactly as before: nothing here alters PyMongo's classes or
+functions; the changes live in subclasses and in copies of PyMongo's functions.
+
+Per client - only a greenmotor client's objects change (made by :func:`green_mongo_client`):
+
+* **connection pools**: ``_pool_class=GreenPool``, a keyword PyMongo offers for this.
+  :class:`GreenPool` waits on green queues (:class:`~greenmotor.green_pool.GreenCondition`)
+  and its ``connect`` is a copy of ``Pool.connect`` using
+  :func:`~greenmotor.green_socket.green_socket_interface` and :class:`GreenConnection`.
+  Monitor pools (used by PyMongo's monitor threads) stay plain.
+* **reads**: :class:`GreenConnection`'s ``receive_message`` is a copy reading through
+  :func:`~greenmotor.green_socket.receive_data`; its cancel flag is green.
+* **server selection**: ``_condition_class=GreenCondition``, offered by PyMongo too.
+* **opening a** ``mongodb+srv://`` **client**: :class:`GreenMongoClient` looks up the SRV
+  and TXT records in the loop's executor.
+* **client-side encryption**: :mod:`greenmotor.green_kms` has copies of PyMongo's KMS
+  request, mongocryptd spawning and ``_Encrypter`` set-up; ``MotorClient`` puts its
+  ``GreenEncrypter`` in place of the ``_Encrypter`` PyMongo built.
+
+Process-wide - one change, made when the first greenmotor client is created:
+
+* ``pymongo.synchronous.mongo_client.time`` and ``pymongo.synchronous.client_session.time``
+  (the retry back-off and ``with_transaction`` sleeps) become a :class:`GreenTime`. In a
+  DriverGreenlet its ``sleep`` parks the greenlet; anywhere else it *is* ``time.sleep``, and
+  every other attribute is the ``time`` module's, so plain clients sleep exactly as before.
+
+The swap is process-wide because those sleeps are module-level calls in methods that
+greenmotor does not otherwise copy; copying the client and session classes' methods to
+rebind one global would be a far larger hook for the same effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import types
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from pymongo import network_layer
+from pymongo.synchronous import client_session, mongo_client
+from pymongo.synchronous.pool import Connection, Pool
+
+from greenmotor import green_socket
+from greenmotor.core import current_driver_greenlet, wait_for_future
+from greenmotor.green_pool import GreenCondition, sleep
+
+__all__ = [
+    "GreenConnection",
+    "GreenMongoClient",
+    "GreenPool",
+    "GreenTime",
+    "green_mongo_client",
+    "install_green_sleeps",
+    "with_globals",
+]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def with_globals(func: _F, **replacements: Any) -> _F:
+    """A copy of ``func`` whose global names in ``replacements`` resolve to other objects.
+
+    This is how one PyMongo function gets a green helper without touching PyMongo's module:
+    the original function, and every plain MongoClient using it, is unchanged::
+
+        green_connect = with_globals(Pool.connect, Connection=GreenConnection)
+    """
+    namespace = dict(func.__globals__)
+    namespace.update(replacements)
+    clone = types.FunctionType(
+        func.__code__, namespace, func.__name__, func.__defaults__, func.__closure__
+    )
+    clone.__kwdefaults__ = func.__kwdefaults__
+    clone.__qualname__ = func.__qualname__
+    clone.__doc__ = func.__doc__
+    return clone  # type: ignore[return-value]
+
+
+class GreenConnection(Connection):
+    """PyMongo's Connection, reading through :func:`green_socket.receive_data`."""
+
+    receive_message = with_globals(
+        Connection.receive_message,
+        receive_message=with_globals(
+            network_layer.receive_message, receive_data=green_socket.receive_data
+        ),
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cancel_context = green_socket.GreenCancellation()
+
+
+class GreenPool(Pool):
+    """PyMongo's connection pool with green wait queues, sockets and connections.
+
+    Monitor pools (``is_sdam``) are only used by PyMongo's monitor threads and stay plain.
+    """
+
+    _green_connect = with_globals(
+        Pool.connect,
+        _configured_socket_interface=green_socket.green_socket_interface,
+        Connection=GreenConnection,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.is_sdam:
+            self.size_cond = GreenCondition(self.lock)
+            self._max_connecting_cond = GreenCondition(self.lock)
+
+    def connect(self, handler: Any = None) -> Connection:
+        if self.is_sdam:
+            return super().connect(handler)
+        return self._green_connect(handler)
+
+
+class GreenMongoClient(mongo_client.MongoClient):  # type: ignore[type-arg]
+    """PyMongo's MongoClient whose first operation never blocks the loop on DNS.
+
+    With a ``mongodb+srv://`` URI, opening the client looks up SRV and TXT records through
+    dnspython, which blocks. In a DriverGreenlet the opening runs in the loop's executor
+    instead, once: operations that arrive meanwhile wait for the same opening.
+
+    Its ``__name__`` stays "MongoClient": PyMongo names the client's class in messages and
+    reprs, and greenmotor's users should read exactly what PyMongo's read.
+    """
+
+    _opening: asyncio.Future[Any] | None = None
+
+    def _get_topology(self) -> Any:
+        if self._opened or not self._resolve_srv_info["is_srv"]:
+            return super()._get_topology()
+        glet = current_driver_greenlet()
+        if glet is None:
+            return super()._get_topology()
+        if self._opening is None:
+            self._opening = glet.loop.run_in_executor(None, super()._get_topology)
+        opening = self._opening
+        try:
+            return wait_for_future(opening)
+        except BaseException:
+            if opening.done() and self._opening is opening:
+                self._opening = None  # a failed look-up may be retried by the next operation
+            raise
+
+
+GreenMongoClient.__name__ = "MongoClient"
+
+
+class GreenTime:
+    """The ``time`` module as PyMongo's retry loops see it: ``sleep`` is green in a greenlet.
+
+    Outside greenmotor's greenlets ``sleep`` is ``time.sleep`` itself, so plain clients keep
+    their exact behaviour::
+
+        GreenTime().monotonic()   # time.monotonic()
+        GreenTime().sleep(0.1)    # parks a DriverGreenlet; elsewhere time.sleep(0.1)
+    """
+
+    sleep = staticmethod(sleep)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def __repr__(self) -> str:
+        return "<GreenTime: the time module with a green sleep>"
+
+
+def install_green_sleeps() -> None:
+    """Route the back-off sleeps of PyMongo's retry loops through :func:`green_pool.sleep`.
+
+    The one process-wide change (see the table above); idempotent.
+    """
+    for module in (mongo_client, client_session):
+        if not isinstance(module.time, GreenTime):
+            module.time = GreenTime()  # type: ignore[assignment]
+
+
+def green_mongo_client(*args: Any, **kwargs: Any) -> GreenMongoClient:
+    """A PyMongo client (PyMongo's arguments) whose pools, waits and sleeps are green."""
+    install_green_sleeps()
+    kwargs.update(_pool_class=GreenPool, _condition_class=GreenCondition)
+    return GreenMongoClient(*args, **kwargs)
