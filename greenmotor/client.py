@@ -179,16 +179,31 @@ class MotorClient(_CommonProperties):
             )
         self._client = self
         self._closed = False
+        #: The loop given as ``io_loop=``: the client is bound to it, as Motor's are. None:
+        #: each operation runs on the loop running when it starts (see doc/any-loop.rst).
         self._io_loop = io_loop
         self._asyncio_loop = None if io_loop is None else self._framework.asyncio_loop(io_loop)
         self._bound_pid = os.getpid()
-        self._loop_thread: int | None = None  # the thread last seen running the loop
+        self._loop_thread: int | None = None  # the thread last seen running the bound loop
 
     def get_io_loop(self) -> Any:
         """The loop this client runs on: a Tornado IOLoop (MotorClient) or an asyncio loop
-        (AsyncIOMotorClient); without ``io_loop=``, the one current when first used."""
+        (AsyncIOMotorClient).
+
+        With ``io_loop=`` that loop. Without, the client serves any loop and this is the one
+        an operation started here would run on: the running loop, else the thread's current
+        one (made if there is none, as ``IOLoop.current()`` does)::
+
+            client = AsyncIOMotorClient(uri)
+
+            async def main():
+                assert client.get_io_loop() is asyncio.get_running_loop()
+
+            asyncio.run(main())
+            asyncio.run(main())  # another loop, the same client
+        """
         if self._io_loop is None:
-            self._bind(self._framework.current_io_loop())
+            return self._framework.current_io_loop()
         return self._io_loop
 
     def _bind(self, io_loop: Any) -> None:
@@ -202,18 +217,52 @@ class MotorClient(_CommonProperties):
         if self._closed:
             raise InvalidOperation(f"Cannot use {type(self).__name__} after close")
         running = asyncio._get_running_loop()
+        if self._asyncio_loop is None:
+            # Not bound: the running loop, whichever it is and in whatever thread.
+            if running is not None:
+                return running
+            return self._idle_thread_loop()
+        return self._bound_loop_for_call(running)
+
+    def _idle_thread_loop(self) -> asyncio.AbstractEventLoop:
+        """For a call made with no loop running in this thread (``loop.run_until_complete(
+        coll.find_one())``): the thread's current loop, which will run the operation."""
+        loop = self._framework.asyncio_loop(self._framework.current_io_loop())
+        thread = threading.current_thread().name
+        if loop.is_closed():
+            raise GreenmotorUsageError(
+                f"{type(self).__name__} was called in thread {thread!r} with no event loop "
+                f"running, and the thread's current loop {loop!r} is closed; call it from a "
+                "coroutine running on a loop (inside asyncio.run() or IOLoop.run_sync())"
+            )
+        if loop.is_running():
+            # Set as this thread's current loop but running in another thread: the greenlet
+            # would belong to this thread and could never be resumed by that loop.
+            raise GreenmotorUsageError(
+                f"{type(self).__name__} was called in thread {thread!r}, whose current event "
+                f"loop {loop!r} runs in another thread; hand the work to that loop with "
+                "IOLoop.add_callback (Tornado) or asyncio.run_coroutine_threadsafe (asyncio), "
+                "or run a loop in this thread"
+            )
+        return loop
+
+    def _bound_loop_for_call(
+        self, running: asyncio.AbstractEventLoop | None
+    ) -> asyncio.AbstractEventLoop:
+        """``_loop_for_call`` for a client given ``io_loop=``: that loop only, as Motor."""
         loop = self._asyncio_loop
-        if loop is None or (running is not loop and self._bound_pid != os.getpid()):
-            # Unbound yet, or bound in the parent before a fork (whose loop never runs in
-            # this child): take this process's loop. PyMongo resets its pools and monitors
-            # and warns "MongoClient opened before fork" if the parent had used the client.
+        if running is not loop and self._bound_pid != os.getpid():
+            # Bound in the parent before a fork (whose loop never runs in this child): take
+            # this process's loop. PyMongo resets its pools and monitors and warns
+            # "MongoClient opened before fork" if the parent had used the client.
             self._bind(self._framework.current_io_loop())
             loop = self._asyncio_loop
         if running is not loop:
             if running is not None:
                 raise GreenmotorUsageError(
                     f"this {type(self).__name__} belongs to {self._io_loop!r} but was used on "
-                    f"another running event loop; create one {type(self).__name__} per loop"
+                    f"another running event loop; create one {type(self).__name__} per loop, "
+                    "or create it without io_loop= to use it on any loop"
                 )
             if loop.is_running():  # type: ignore[union-attr]
                 raise GreenmotorUsageError(
@@ -237,15 +286,16 @@ class MotorClient(_CommonProperties):
     def close(self) -> None:
         """Close every connection and stop PyMongo's monitor threads.
 
-        Sending ``endSessions`` is I/O: when called on the running loop's thread, PyMongo's
-        close runs in a short-lived thread so the loop is not blocked. Not in a greenlet: if
-        the loop stopped right after (``client.close()`` as the last line of the coroutine
-        given to ``run_sync``), a parked greenlet would never finish and the monitor threads
-        and sockets would stay open. Anywhere else it runs directly, as in PyMongo.
+        Sending ``endSessions`` is I/O: when called on a thread whose loop is running (any
+        loop, for a client not bound to one), PyMongo's close runs in a short-lived thread so
+        the loop is not blocked. Not in a greenlet: if the loop stopped right after
+        (``client.close()`` as the last line of the coroutine given to ``run_sync``), a
+        parked greenlet would never finish and the monitor threads and sockets would stay
+        open. Anywhere else it runs directly, as in PyMongo.
         """
         self._closed = True
-        loop = self._asyncio_loop
-        if loop is not None and loop.is_running() and asyncio._get_running_loop() is loop:
+        running = asyncio._get_running_loop()
+        if running is not None and running.is_running():
             threading.Thread(
                 target=self.delegate.close, name="greenmotor-close", daemon=True
             ).start()

@@ -295,8 +295,16 @@ class Wakeup:
     def fire_threadsafe(self, value: Any = True) -> None:
         """Like fire, from any thread (e.g. PyMongo's monitor threads) or greenlet."""
         glet = self.greenlet
+        if glet.loop.is_closed():
+            # Abandoned with its loop (an operation nobody awaited when the loop was closed):
+            # it never runs again. The notifier - say, an operation of another loop
+            # returning a pool connection - must not fail for that.
+            return
         if threading.get_ident() != glet.thread_id:
-            glet.loop.call_soon_threadsafe(self.fire, value)
+            try:
+                glet.loop.call_soon_threadsafe(self.fire, value)
+            except RuntimeError:  # closed meanwhile, in its own thread
+                pass
             return
         if current_driver_greenlet() is not None:
             # Woken by another greenlet, typically one returning a pool connection: resume

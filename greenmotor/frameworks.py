@@ -44,7 +44,8 @@ class Framework:
         raise NotImplementedError
 
     def current_io_loop(self) -> Any:
-        """The loop a client given no ``io_loop`` belongs to when first used here."""
+        """The loop a client given no ``io_loop`` runs an operation on when called here: the
+        running loop, else this thread's current one (made and set if there is none)."""
         raise NotImplementedError
 
     def asyncio_loop(self, io_loop: Any) -> asyncio.AbstractEventLoop:

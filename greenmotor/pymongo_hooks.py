@@ -17,7 +17,7 @@ Per client - only a greenmotor client's objects change (made by :func:`green_mon
   :func:`~greenmotor.green_socket.receive_data`; its cancel flag is green.
 * **server selection**: ``_condition_class=GreenCondition``, offered by PyMongo too.
 * **opening a** ``mongodb+srv://`` **client**: :class:`GreenMongoClient` looks up the SRV
-  and TXT records in the loop's executor.
+  and TXT records in a thread of its own.
 * **client-side encryption**: :mod:`greenmotor.green_kms` has copies of PyMongo's KMS
   request, mongocryptd spawning and ``_Encrypter`` set-up; ``MotorClient`` puts its
   ``GreenEncrypter`` in place of the ``_Encrypter`` PyMongo built.
@@ -37,6 +37,8 @@ rebind one global would be a far larger hook for the same effect.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -125,14 +127,17 @@ class GreenMongoClient(mongo_client.MongoClient):  # type: ignore[type-arg]
     """PyMongo's MongoClient whose first operation never blocks the loop on DNS.
 
     With a ``mongodb+srv://`` URI, opening the client looks up SRV and TXT records through
-    dnspython, which blocks. In a DriverGreenlet the opening runs in the loop's executor
-    instead, once: operations that arrive meanwhile wait for the same opening.
+    dnspython, which blocks. In a DriverGreenlet the opening runs in a thread instead, once:
+    operations that arrive meanwhile, from any loop or thread, wait for the same opening.
 
     Its ``__name__`` stays "MongoClient": PyMongo names the client's class in messages and
     reprs, and greenmotor's users should read exactly what PyMongo's read.
     """
 
-    _opening: asyncio.Future[Any] | None = None
+    # The opening in progress: a thread's Future, so greenlets of any loop and thread can
+    # wait for it (each through a Future of its own loop).
+    _opening: concurrent.futures.Future[Any] | None = None
+    _opening_lock = threading.Lock()
 
     def _get_topology(self) -> Any:
         if self._opened or not self._resolve_srv_info["is_srv"]:
@@ -140,15 +145,27 @@ class GreenMongoClient(mongo_client.MongoClient):  # type: ignore[type-arg]
         glet = current_driver_greenlet()
         if glet is None:
             return super()._get_topology()
-        if self._opening is None:
-            self._opening = glet.loop.run_in_executor(None, super()._get_topology)
-        opening = self._opening
+        with self._opening_lock:
+            opening = self._opening
+            if opening is None:
+                opening = self._opening = concurrent.futures.Future()
+                threading.Thread(
+                    target=self._open_in_thread, args=(opening,), name="greenmotor-srv", daemon=True
+                ).start()
         try:
-            return wait_for_future(opening)
+            return wait_for_future(asyncio.wrap_future(opening, loop=glet.loop))
         except BaseException:
-            if opening.done() and self._opening is opening:
-                self._opening = None  # a failed look-up may be retried by the next operation
+            with self._opening_lock:
+                if opening.done() and self._opening is opening:
+                    self._opening = None  # a failed look-up may be retried by the next one
             raise
+
+    def _open_in_thread(self, opening: concurrent.futures.Future[Any]) -> None:
+        """The blocking opening (SRV and TXT look-ups), in a short-lived thread."""
+        try:
+            opening.set_result(super()._get_topology())
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting operation
+            opening.set_exception(exc)
 
 
 GreenMongoClient.__name__ = "MongoClient"
