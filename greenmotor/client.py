@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 from typing import Any
 
 import pymongo
@@ -22,7 +23,7 @@ from pymongo.errors import InvalidOperation
 
 from greenmotor import green_kms
 from greenmotor.change_stream import MotorChangeStream
-from greenmotor.core import GreenmotorUsageError
+from greenmotor.core import GreenmotorUsageError, cancel_abandoned
 from greenmotor.cursor import MotorLatentCommandCursor, _MotorLatentRawBatchCommandCursor
 from greenmotor.metaprogramming import (
     Async,
@@ -37,6 +38,21 @@ __all__ = ["MotorClient", "MotorCollection", "MotorDatabase"]
 
 #: The Motor release whose API greenmotor reproduces; named in the connection handshake.
 MOTOR_VERSION = "3.7.1"
+
+
+# The loop each thread last ran an operation of an unbound client on (see _starting_on).
+_last_loop = threading.local()
+
+
+def _starting_on(loop: asyncio.AbstractEventLoop) -> None:
+    """A thread starts operations on another loop: if the loop it used before was closed
+    with operations still in flight, they are abandoned; cancel them, which returns what
+    they held (pooled connections) to the client."""
+    last = getattr(_last_loop, "ref", None)
+    previous = None if last is None else last()
+    _last_loop.ref = weakref.ref(loop)
+    if previous is not None and previous.is_closed():
+        cancel_abandoned()
 
 
 class _CommonProperties(MotorWrapper):
@@ -220,6 +236,9 @@ class MotorClient(_CommonProperties):
         if self._asyncio_loop is None:
             # Not bound: the running loop, whichever it is and in whatever thread.
             if running is not None:
+                last = getattr(_last_loop, "ref", None)
+                if last is None or last() is not running:
+                    _starting_on(running)
                 return running
             return self._idle_thread_loop()
         return self._bound_loop_for_call(running)

@@ -43,6 +43,7 @@ __all__ = [
     "GreenmotorUsageError",
     "Wakeup",
     "call_in_executor",
+    "cancel_abandoned",
     "current_driver_greenlet",
     "in_flight",
     "resume_handed_over",
@@ -334,3 +335,33 @@ def resume_handed_over() -> None:
     while queue:
         wakeup, value = queue.popleft()
         wakeup.fire(value)
+
+
+def cancel_abandoned() -> int:
+    """Cancel this thread's operations whose event loop was closed while they were in flight.
+
+    Such an operation (one nobody awaited when ``asyncio.run()`` returned, say) would stay
+    parked for ever, holding what it held - often a pooled connection, which the next loop's
+    operations would then wait for. CancelledError is thrown into each, as for a cancelled
+    Future, so PyMongo's own clean-up closes the connection and restores the pool's counters.
+    Returns how many were cancelled. Called on a thread's hub when it starts using another
+    loop; greenlets of other threads, or started from another greenlet, are left alone (they
+    cannot be switched into from here).
+    """
+    me, hub = threading.get_ident(), greenlet.getcurrent()
+    if type(hub) is DriverGreenlet:
+        return 0
+    abandoned = [
+        glet
+        for glet in in_flight
+        if glet.thread_id == me and glet.parent is hub and glet.loop.is_closed()
+    ]
+    for glet in abandoned:
+        if glet.dead:
+            in_flight.discard(glet)
+            continue
+        try:
+            glet.throw(asyncio.CancelledError("its event loop was closed while it was in flight"))
+        except Exception:  # noqa: BLE001 - e.g. delivering to a callback of the closed loop
+            pass
+    return len(abandoned)

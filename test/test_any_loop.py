@@ -611,3 +611,45 @@ def test_plain_pymongo_client_unaffected_outside_loops(server_uri):
         coll.drop()
     finally:
         plain.close()
+
+
+@pytest.mark.parametrize("style", ["future", "callback"])
+def test_an_operation_abandoned_with_its_loop_gives_its_connection_back(
+    flavour, sync_client, style
+):
+    """An operation nobody awaited is in flight when its loop closes (it holds the one
+    pooled connection, waiting for a reply the server delays). The next loop's operations
+    get the connection: the abandoned one is cancelled when the thread moves on to the new
+    loop, and PyMongo's clean-up returns what it held."""
+    client = flavour.MotorClient(flavour.server_uri, maxPoolSize=1, appName="abandoned")
+    coll = client[flavour.db_name].test_collection
+    closed_loops: list[asyncio.AbstractEventLoop] = []
+    called_back: list[Any] = []
+    try:
+
+        async def forget_an_await() -> None:
+            await coll.insert_one({"_id": 1})
+            closed_loops.append(asyncio.get_running_loop())
+            # Sent at once; the reply takes 0.5 s, the loop ends before.
+            if style == "future":
+                coll.find_one({"_id": 1})
+            else:
+                coll.find_one({"_id": 1}, callback=lambda *outcome: called_back.append(outcome))
+
+        async def next_loop() -> None:
+            assert await asyncio.wait_for(coll.find_one({"_id": 1}), 10) == {"_id": 1}
+
+        with fail_command(
+            sync_client, ["find"], blockConnection=True, blockTimeMS=500, app_name="abandoned"
+        ):
+            flavour.run_loop(forget_an_await)
+        stuck = [g for g in in_flight if g.loop is closed_loops[0]]
+        assert len(stuck) == 1 and closed_loops[0].is_closed()
+        flavour.run_loop(next_loop)
+        assert stuck[0].dead and stuck[0] not in in_flight
+        assert stuck[0].future.cancelled()
+        assert called_back == []  # its loop is gone: nothing can run the callback
+        pool = client.delegate._topology.get_server_by_address(client.delegate.address).pool
+        assert pool.active_sockets == 0
+    finally:
+        client.close()
