@@ -19,8 +19,8 @@ from typing import Any
 
 import pymongo
 import pytest
-from failpoints import fail_command
 from pymongo.synchronous.pool import Pool
+from support.failpoints import fail_command
 from tornado.ioloop import IOLoop
 
 import greenmotor
