@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -77,7 +79,68 @@ async def test_stats_show_driver_figures(demo_url, io_loop):
     stats = json.loads((await http.fetch(f"http://{demo_url}/stats")).body)
     assert stats["operations_per_second"] >= 3
     assert stats["operations_in_flight"] >= 1  # the change stream's parked getMore
-    assert stats["connections_checked_out"] >= 0
+    assert stats["connections_open"] >= stats["connections_checked_out"] >= 1  # the same getMore
+    assert stats["burst"] is None
+
+
+async def get_stats(http: AsyncHTTPClient, demo_url: str) -> dict:
+    return json.loads((await http.fetch(f"http://{demo_url}/stats")).body)
+
+
+async def wait_for_stats(http: AsyncHTTPClient, demo_url: str, check, timeout: float) -> dict:
+    """Poll /stats until ``check(stats)`` holds; return those stats."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = await get_stats(http, demo_url)
+        if check(stats):
+            return stats
+        assert time.monotonic() < deadline, f"not reached in {timeout} s: {stats}"
+        await asyncio.sleep(0.1)
+
+
+SAMPLE_KEYS = {"seq", "t", "loop_lag_ms", "in_flight", "connections", "ops_per_second"}
+
+
+async def test_stats_history_advances_and_follows_a_burst(demo_url, io_loop):
+    http = AsyncHTTPClient()
+    first = await wait_for_stats(http, demo_url, lambda s: len(s["samples"]) >= 2, 10)
+    assert first["sample_seconds"] == 0.5
+    for sample in first["samples"]:
+        assert set(sample) == SAMPLE_KEYS
+        assert all(isinstance(v, int | float) and v >= 0 for v in sample.values())
+    seqs = [s["seq"] for s in first["samples"]]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert first["samples"][-1]["in_flight"] >= 1  # the change stream's getMore
+
+    # 300 operations of 0.6 s on a pool of 100: at least three rounds, ~1.8 s.
+    started = await http.fetch(
+        f"http://{demo_url}/burst", method="POST", body="count=300&wait_ms=600"
+    )
+    assert started.code == 202
+    assert json.loads(started.body)["running"] is True
+    again = await http.fetch(f"http://{demo_url}/burst", method="POST", body="", raise_error=False)
+    assert again.code == 409
+
+    busy = await wait_for_stats(http, demo_url, lambda s: s["samples"][-1]["in_flight"] >= 300, 10)
+    assert busy["burst"]["running"] and busy["burst"]["count"] == 300
+    assert busy["samples"][-1]["seq"] > first["samples"][-1]["seq"]
+    assert busy["connections_open"] > first["connections_open"]  # the burst's pool filled
+    done = await wait_for_stats(http, demo_url, lambda s: not s["burst"]["running"], 30)
+    assert done["burst"]["done"] == 300 and done["burst"]["failed"] == 0
+    assert done["burst"]["elapsed"] >= 3 * 0.6 * 0.9  # the server held each getMore
+    settled = await wait_for_stats(http, demo_url, lambda s: s["samples"][-1]["in_flight"] <= 2, 10)
+    # The burst's commands (find, getMore, killCursors for each) show in the ops/s series.
+    during = [s for s in settled["samples"] if s["seq"] > first["samples"][-1]["seq"]]
+    assert sum(s["ops_per_second"] * settled["sample_seconds"] for s in during) >= 600
+    assert max(s["in_flight"] for s in during) >= 300
+
+
+@pytest.mark.parametrize("body", ["count=0", "count=x", "wait_ms=99999", "count=100000"])
+async def test_burst_rejects_bad_arguments(demo_url, io_loop, body):
+    response = await AsyncHTTPClient().fetch(
+        f"http://{demo_url}/burst", method="POST", body=body, raise_error=False
+    )
+    assert response.code == 400
 
 
 PNG = bytes.fromhex(
@@ -179,3 +242,145 @@ async def test_page_in_headless_chromium(demo_url, io_loop, tmp_path):
     dom = dom.decode()
     assert text in dom  # rendered by the server from MongoDB
     assert "operations/s" in dom  # the page's script fetched the driver figures
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (its WebSocket, with Tornado's
+    client), to act on a page and read it while the test's loop serves the app."""
+
+    def __init__(self, process: asyncio.subprocess.Process, devtools) -> None:
+        self.process = process
+        self.devtools = devtools
+        self._id = 0
+
+    @classmethod
+    async def open(cls, url: str, profile) -> Browser:
+        process = await asyncio.create_subprocess_exec(
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "--remote-allow-origins=*",
+            "--window-size=900,1000",
+            url,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port_file = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text().strip()):
+            assert process.returncode is None, "chromium exited"
+            assert time.monotonic() < deadline, "chromium's DevTools did not start"
+            await asyncio.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        targets = json.loads(
+            (await AsyncHTTPClient().fetch(f"http://127.0.0.1:{port}/json/list")).body
+        )
+        page = next(t for t in targets if t["type"] == "page")
+        devtools = await websocket_connect(
+            page["webSocketDebuggerUrl"], max_message_size=64 * 1024 * 1024
+        )
+        return cls(process, devtools)
+
+    async def call(self, method: str, **params) -> dict:
+        self._id += 1
+        await self.devtools.write_message(
+            json.dumps({"id": self._id, "method": method, "params": params})
+        )
+        while True:
+            raw = await asyncio.wait_for(self.devtools.read_message(), 30)
+            assert raw is not None, "the DevTools connection closed"
+            message = json.loads(raw)
+            if message.get("id") == self._id:
+                assert "error" not in message, message["error"]
+                return message["result"]
+
+    async def evaluate(self, expression: str):
+        result = await self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
+        assert "exceptionDetails" not in result, result["exceptionDetails"]
+        return result["result"].get("value")
+
+    async def wait_for(self, expression: str, timeout: float):
+        """Evaluate ``expression`` until it is truthy; an error (no page yet) counts as false."""
+        guarded = f"(() => {{ try {{ return {expression}; }} catch (e) {{ return false; }} }})()"
+        deadline = time.monotonic() + timeout
+        while not (value := await self.evaluate(guarded)):
+            assert time.monotonic() < deadline, f"not true within {timeout} s: {expression}"
+            await asyncio.sleep(0.1)
+        return value
+
+    async def close(self) -> None:
+        self.devtools.close()
+        if self.process.returncode is None:
+            self.process.terminate()
+        await self.process.wait()
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+SHOWN = "Number(document.querySelector('[data-series={}] b').textContent)"
+SEQ = "Number(document.getElementById('chart').dataset.seq)"
+BURST_STATE = "document.getElementById('burst-status').dataset.state"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+async def test_chart_moves_and_page_answers_during_a_burst(demo_url, io_loop, tmp_path):
+    browser = await Browser.open(f"http://{demo_url}/", tmp_path / "profile")
+    try:
+        await browser.wait_for(f"{SEQ} >= 1", 30)  # the chart drew the server's samples
+        await browser.evaluate("document.getElementById('burst').click()")
+        await browser.wait_for(f"{SHOWN.format('in_flight')} >= 1000", 30)
+        assert await browser.evaluate(f"{BURST_STATE}") == "running"
+        assert await browser.evaluate("document.getElementById('burst').disabled")
+        seq_busy = await browser.evaluate(SEQ)
+
+        # While 1,000 operations wait, the page's own request is answered (a request queued
+        # behind the burst would take its ~10 s: 100 connections, 1 s per operation).
+        took_ms = await browser.evaluate(
+            "(async () => { const t = performance.now();"
+            " const r = await fetch('/posts'); await r.json();"
+            " return performance.now() - t; })()"
+        )
+        assert took_ms < 2000
+        # ... and a post written through the form comes back over the WebSocket.
+        text = f"posted during the burst {uuid.uuid4().hex[:8]}"
+        await browser.evaluate(
+            "(() => { const f = document.getElementById('new-post');"
+            f" f.elements.text.value = {json.dumps(text)}; f.requestSubmit(); }})()"
+        )
+        await browser.wait_for(
+            f"document.getElementById('posts').textContent.includes({json.dumps(text)})", 10
+        )
+        # The chart keeps advancing during the burst.
+        await browser.wait_for(f"{SEQ} >= {seq_busy + 3}", 10)
+        assert await browser.evaluate(BURST_STATE) == "running"
+        done_so_far = await browser.evaluate(
+            "Number(document.getElementById('burst-status').dataset.done)"
+        )
+        assert done_so_far < 1000
+        points = await browser.evaluate(
+            "document.querySelector('[data-series=in_flight] polyline')"
+            ".getAttribute('points').split(' ').length"
+        )
+        assert points >= seq_busy + 3
+        shot = await browser.call("Page.captureScreenshot", format="png")
+        (tmp_path / "demo-during-burst.png").write_bytes(base64.b64decode(shot["data"]))
+
+        await browser.wait_for(f"{BURST_STATE} === 'finished'", 45)
+        status = await browser.evaluate("document.getElementById('burst-status').textContent")
+        assert "1000 of 1000 done" in status and "failed" not in status
+        await browser.wait_for(f"{SHOWN.format('in_flight')} <= 2", 10)
+        assert not await browser.evaluate("document.getElementById('burst').disabled")
+    finally:
+        await browser.close()
