@@ -16,6 +16,7 @@ from tornado.httpclient import AsyncHTTPClient
 from tornado.websocket import websocket_connect
 
 from demo.app import make_app
+from greenmotor import core
 
 
 @pytest.fixture
@@ -384,3 +385,18 @@ async def test_chart_moves_and_page_answers_during_a_burst(demo_url, io_loop, tm
         assert not await browser.evaluate("document.getElementById('burst').disabled")
     finally:
         await browser.close()
+
+
+async def test_board_stops_cleanly_mid_burst(server_uri, io_loop):
+    board = make_app(server_uri).settings["board"]
+    await board.start()
+    burst = board.start_burst(200, 5000)
+    with pytest.raises(RuntimeError, match="already running"):
+        board.start_burst()
+    while len(core.in_flight) < 200:
+        await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await board.stop()
+    assert time.monotonic() - started < 5  # cancelled, not waited out
+    assert not burst.running and burst.done < 200
+    assert [t for t in asyncio.all_tasks() if not t.done()] == [asyncio.current_task()]
