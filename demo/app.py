@@ -289,15 +289,16 @@ class Board:
         cursor = self.ticks.find({}, cursor_type=CursorType.TAILABLE_AWAIT)
         cursor.max_await_time_ms(burst.wait_ms)
         try:
-            async for _ in cursor:  # the document, then a getMore that waits and ends the loop
-                pass
+            try:
+                async for _ in cursor:  # the document, then a getMore that waits and ends it
+                    pass
+            finally:
+                await cursor.close()  # killCursors: a tailable cursor outlives its empty batch
         except Exception as exc:
             burst.failed += 1
             burst.last_error = f"{type(exc).__name__}: {exc}"
         else:
             burst.done += 1
-        finally:
-            await cursor.close()
 
     def stats(self) -> dict[str, Any]:
         """The figures now, the last minute's samples and the burst's progress."""
