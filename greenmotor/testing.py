@@ -196,6 +196,11 @@ class _ClientProxy(_Proxy):
 class _DatabaseProxy(_Proxy):
     _pymongo_class = pymongo.database.Database
 
+    def list_collections(self, filter: Any = None, **kwargs: Any) -> _CommandCursor:
+        """The collections' names and types (mongomock keeps no options or info)."""
+        names = _call(self._target.list_collection_names, (), {"filter": filter, **kwargs})
+        return _CommandCursor([{"name": name, "type": "collection"} for name in names], None)
+
     def aggregate(self, *args: Any, **kwargs: Any) -> Any:
         raise _not_emulated("aggregate")  # database-level aggregation ($currentOp...)
 
@@ -212,6 +217,46 @@ class _CollectionProxy(_Proxy):
 
     def list_indexes(self, *args: Any, **kwargs: Any) -> _CommandCursor:
         return _CommandCursor(_call(self._target.list_indexes, args, kwargs), None)
+
+    def bulk_write(
+        self,
+        requests: Iterable[Any],
+        ordered: bool = True,
+        bypass_document_validation: bool | None = None,
+        session: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """mongomock's bulk_write, taking the ``sort`` PyMongo (4.11+) passes for each
+        update and replacement (it has no effect unless given)."""
+        if bypass_document_validation or session is not None:
+            return _call(
+                self._target.bulk_write,
+                (requests, ordered, bypass_document_validation, session),
+                kwargs,
+            )
+        mongomock = _mongomock()
+        bulk = _bulk_builder_class()(self._target, ordered=ordered)
+        for request in requests:
+            request._add_to_bulk(bulk)
+        return mongomock.results.BulkWriteResult(bulk.execute(), True)
+
+
+@functools.cache
+def _bulk_builder_class() -> type:
+    builder: type = _mongomock().collection.BulkOperationBuilder
+
+    class Builder(builder):  # type: ignore[misc]
+        def add_update(self, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
+            if sort is not None:
+                raise _not_emulated("UpdateOne(sort=...)")
+            return super().add_update(*args, **kwargs)
+
+        def add_replace(self, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
+            if sort is not None:
+                raise _not_emulated("ReplaceOne(sort=...)")
+            return super().add_replace(*args, **kwargs)
+
+    return Builder
 
 
 class _CursorBase:
