@@ -20,7 +20,7 @@ from tornado.ioloop import IOLoop
 from demo.app import make_app
 
 
-def start_secantus(data_dir: str) -> tuple[subprocess.Popen, str]:
+def start_secantus(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

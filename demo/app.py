@@ -225,7 +225,7 @@ class Board:
         self.burst: Burst | None = None
         self._burst_task: asyncio.Task[None] | None = None
         self.sockets: set[LiveHandler] = set()
-        self._watcher: asyncio.Task | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"Board(figures={self.figures!r}, burst={self.burst!r})"
@@ -322,7 +322,7 @@ class Board:
                 for sock in list(self.sockets):
                     sock.write_message(message)
 
-    async def add(self, author: str, text: str, image: dict | None = None) -> ObjectId:
+    async def add(self, author: str, text: str, image: dict[str, Any] | None = None) -> ObjectId:
         """Store a post; an uploaded image goes to GridFS first, under a unique name."""
         post_id = ObjectId()
         doc: dict[str, Any] = {
@@ -340,11 +340,13 @@ class Board:
         await self.posts.insert_one(doc)
         return post_id
 
-    async def latest(self, n: int = 50) -> list[dict]:
-        return await self.posts.find().sort("created", DESCENDING).limit(n).to_list(n)
+    async def latest(self, n: int = 50) -> list[dict[str, Any]]:
+        cursor = self.posts.find().sort("created", DESCENDING).limit(n)
+        docs: list[dict[str, Any]] = await cursor.to_list(n)
+        return docs
 
 
-def post_json(post: dict) -> dict:
+def post_json(post: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": str(post["_id"]),
         "author": post["author"],
@@ -357,7 +359,8 @@ def post_json(post: dict) -> dict:
 class BaseHandler(web.RequestHandler):
     @property
     def board(self) -> Board:
-        return self.settings["board"]
+        board: Board = self.settings["board"]
+        return board
 
 
 class IndexHandler(BaseHandler):
@@ -382,7 +385,7 @@ class PostsHandler(BaseHandler):
         else:
             self.redirect("/")
 
-    def _image(self) -> dict | None:
+    def _image(self) -> dict[str, Any] | None:
         files = self.request.files.get("image")
         if not files or not files[0]["body"]:
             return None

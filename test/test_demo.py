@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import pathlib
 import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from support.servers import free_port
 from tornado.httpclient import AsyncHTTPClient
-from tornado.websocket import websocket_connect
+from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from demo.app import make_app
 from greenmotor import core
@@ -84,11 +87,17 @@ async def test_stats_show_driver_figures(demo_url, io_loop):
     assert stats["burst"] is None
 
 
-async def get_stats(http: AsyncHTTPClient, demo_url: str) -> dict:
-    return json.loads((await http.fetch(f"http://{demo_url}/stats")).body)
+async def get_stats(http: AsyncHTTPClient, demo_url: str) -> dict[str, Any]:
+    stats: dict[str, Any] = json.loads((await http.fetch(f"http://{demo_url}/stats")).body)
+    return stats
 
 
-async def wait_for_stats(http: AsyncHTTPClient, demo_url: str, check, timeout: float) -> dict:
+async def wait_for_stats(
+    http: AsyncHTTPClient,
+    demo_url: str,
+    check: Callable[[dict[str, Any]], bool],
+    timeout: float,
+) -> dict[str, Any]:
     """Poll /stats until ``check(stats)`` holds; return those stats."""
     deadline = time.monotonic() + timeout
     while True:
@@ -249,13 +258,16 @@ class Browser:
     """Headless Chromium driven over the DevTools protocol (its WebSocket, with Tornado's
     client), to act on a page and read it while the test's loop serves the app."""
 
-    def __init__(self, process: asyncio.subprocess.Process, devtools) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, devtools: WebSocketClientConnection
+    ) -> None:
         self.process = process
         self.devtools = devtools
         self._id = 0
 
     @classmethod
-    async def open(cls, url: str, profile) -> Browser:
+    async def open(cls, url: str, profile: pathlib.Path) -> Browser:
+        assert CHROMIUM is not None
         process = await asyncio.create_subprocess_exec(
             CHROMIUM,
             *CHROMIUM_FLAGS,
@@ -283,7 +295,7 @@ class Browser:
         )
         return cls(process, devtools)
 
-    async def call(self, method: str, **params) -> dict:
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
         self._id += 1
         await self.devtools.write_message(
             json.dumps({"id": self._id, "method": method, "params": params})
@@ -294,16 +306,17 @@ class Browser:
             message = json.loads(raw)
             if message.get("id") == self._id:
                 assert "error" not in message, message["error"]
-                return message["result"]
+                result: dict[str, Any] = message["result"]
+                return result
 
-    async def evaluate(self, expression: str):
+    async def evaluate(self, expression: str) -> Any:
         result = await self.call(
             "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
         )
         assert "exceptionDetails" not in result, result["exceptionDetails"]
         return result["result"].get("value")
 
-    async def wait_for(self, expression: str, timeout: float):
+    async def wait_for(self, expression: str, timeout: float) -> Any:
         """Evaluate ``expression`` until it is truthy; an error (no page yet) counts as false."""
         guarded = f"(() => {{ try {{ return {expression}; }} catch (e) {{ return false; }} }})()"
         deadline = time.monotonic() + timeout
