@@ -353,7 +353,7 @@ def cancel_abandoned() -> int:
         return 0
     abandoned = [
         glet
-        for glet in in_flight
+        for glet in in_flight.copy()  # other threads add and discard meanwhile
         if glet.thread_id == me and glet.parent is hub and glet.loop.is_closed()
     ]
     for glet in abandoned:

@@ -403,7 +403,7 @@ def test_loops_in_threads_stress(flavour):
             assert ids == set(range(ops_n))
         pool = client.delegate._topology.get_server_by_address(client.delegate.address).pool
         assert pool.active_sockets == 0
-        assert not [g for g in in_flight if g.loop.is_closed()], "greenlets left behind"
+        assert not [g for g in in_flight.copy() if g.loop.is_closed()], "greenlets left behind"
     finally:
         client.close()
 
@@ -476,7 +476,7 @@ def test_refused_where_it_cannot_work(flavour):
         runner.join(10)
         foreign.close()
         client.close()
-    assert not [g for g in in_flight if g.loop is foreign]
+    assert not [g for g in in_flight.copy() if g.loop is foreign]
 
 
 def test_io_loop_given_binds_the_client_as_motors(flavour):
@@ -561,7 +561,7 @@ def test_plain_pymongo_client_unaffected(server_uri, flavour):
         assert type(plain._topology.get_server_by_address(plain.address).pool) is Pool
 
         def mine() -> set:
-            return {g for g in in_flight if g.thread_id == threading.get_ident()}
+            return {g for g in in_flight.copy() if g.thread_id == threading.get_ident()}
 
         def worker(t: int) -> None:
             async def main() -> None:
@@ -643,7 +643,7 @@ def test_an_operation_abandoned_with_its_loop_gives_its_connection_back(
             sync_client, ["find"], blockConnection=True, blockTimeMS=500, app_name="abandoned"
         ):
             flavour.run_loop(forget_an_await)
-        stuck = [g for g in in_flight if g.loop is closed_loops[0]]
+        stuck = [g for g in in_flight.copy() if g.loop is closed_loops[0]]
         assert len(stuck) == 1 and closed_loops[0].is_closed()
         flavour.run_loop(next_loop)
         assert stuck[0].dead and stuck[0] not in in_flight
