@@ -509,3 +509,80 @@ async def test_a_slow_listener_stalls_the_loop_a_queue_does_not(
     assert slow.longest >= SLOW * 0.9, slow
     assert fast.longest < SLOW / 2, fast
     assert ("find", "slow", "req-q") in queued.done  # the worker got the request's context
+
+
+# --- one client serving several loops, in several threads ------------------------------------
+
+THREADS = 4
+RUNS_PER_THREAD = 2  # successive loops in each thread: a new loop per run
+PER_RUN = -(-REQUESTS // (THREADS * RUNS_PER_THREAD))  # 13: 104 requests in all
+
+
+def test_one_client_on_several_loops_and_threads(
+    flavour: Any, server_uri: str, spans: InMemorySpanExporter
+) -> None:
+    """One client without ``io_loop=`` serves loops in 4 threads at once, each thread
+    running 2 loops one after the other, 104 requests in all, each in a span of its own
+    made with the application's tracer: every MongoDB span has its own request span as
+    parent, and listeners see each request's context on the thread of its loop."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = provider.get_tracer("test_tracing")
+    listener = RecordingListener()
+    client = flavour.MotorClient(server_uri, event_listeners=[listener])
+    coll = client[flavour.db_name].items
+    request_spans_by_tag: dict[str, ReadableSpan] = {}
+    thread_of_request: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    async def one(n: int) -> int:
+        tag = f"req-{n}"
+        request_var.set(tag)
+        thread_of_request[tag] = threading.get_ident()
+        with tracer.start_as_current_span(f"request {tag}") as span:
+            request_spans_by_tag[tag] = span  # type: ignore[assignment]
+            return await request_work(coll, str(n), lambda: asyncio.sleep(0))
+
+    def worker(index: int) -> None:
+        try:
+            for run in range(RUNS_PER_THREAD):
+                first = (index * RUNS_PER_THREAD + run) * PER_RUN
+
+                async def main(first: int = first) -> list[int]:
+                    numbers = range(first, first + PER_RUN)
+                    return await asyncio.gather(*(one(n) for n in numbers))
+
+                assert flavour.run_loop(main) == [1] * PER_RUN
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+            errors.append(exc)
+
+    async def seed() -> None:
+        await coll.insert_many([{"shared": True, "i": i} for i in range(SHARED_DOCS)])
+
+    try:
+        flavour.run_loop(seed)
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        client.close()
+    assert errors == []
+    total = THREADS * RUNS_PER_THREAD * PER_RUN
+    assert len(request_spans_by_tag) == total >= REQUESTS
+    assert len(set(thread_of_request.values())) == THREADS
+
+    mongo = mongo_spans(spans)
+    assert len(mongo) == total * COMMANDS_PER_REQUEST
+    assert parenting_problems(mongo, request_spans_by_tag) == []
+
+    ours = {k: v for k, v in listener.starts.items() if isinstance(v[1], str)}
+    assert len(ours) == total * COMMANDS_PER_REQUEST
+    for request, comment, thread in ours.values():
+        assert request == comment
+        assert thread == thread_of_request[comment]  # the thread of the loop that asked
+    finished = [(listener.starts[key][1], request, thread) for key, request, thread
+                in listener.finished if key in ours]  # fmt: skip
+    assert len(finished) == len(ours)
+    assert all(c == r and t == thread_of_request[c] for c, r, t in finished)
