@@ -329,3 +329,19 @@ def test_repr() -> None:
     assert isinstance(client, greenmotor.MotorClient)
     assert isinstance(greenmotor.testing.AsyncIOMotorClient(),
                       greenmotor.motor_asyncio.AsyncIOMotorClient)  # fmt: skip
+
+
+def test_one_in_memory_client_on_successive_loops(flavour: Any) -> None:
+    """Like a real client without ``io_loop=``: made before any loop, used by one loop
+    after another (a loop per test, ``asyncio.run`` per job)."""
+    client = in_memory_client(flavour)
+    coll = client.db.jobs
+
+    async def job() -> int:
+        await coll.insert_one({})
+        return int(await coll.count_documents({}))
+
+    try:
+        assert [flavour.run_loop(job) for _ in range(3)] == [1, 2, 3]
+    finally:
+        client.close()
