@@ -138,9 +138,10 @@ class _Proxy:
             raise _not_emulated(name)
         value = getattr(self._target, name)
         mongomock = _mongomock()
-        if isinstance(value, mongomock.Collection) and hasattr(self._pymongo_class, name):
-            # mongomock answers any unknown name with a sub-collection: a PyMongo method it
-            # lacks would turn into a collection and fail later as "not callable".
+        made_up = isinstance(value, (mongomock.Collection, mongomock.Database))
+        if made_up and hasattr(self._pymongo_class, name):
+            # mongomock answers any unknown name with a database or collection of that name:
+            # a PyMongo method or property it lacks would fail later, less clearly.
             raise _not_emulated(name)
         if callable(value):
             return functools.partial(self._adapted_call, value)
