@@ -41,7 +41,7 @@ MOTOR_VERSION = "3.7.1"
 
 
 # The loop each thread last ran an operation of an unbound client on (see _starting_on).
-_last_loop = threading.local()
+_last_loop: threading.local = threading.local()
 
 
 def _starting_on(loop: asyncio.AbstractEventLoop) -> None:
