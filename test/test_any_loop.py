@@ -251,6 +251,31 @@ def test_with_transaction_on_successive_loops(flavour):
         client.close()
 
 
+def test_gridfs_file_read_across_loops(flavour, stall_monitor):
+    """A GridFS file uploaded on one loop, opened and partly read on the next, read to its
+    end on a third."""
+    client = flavour.MotorClient(flavour.server_uri)
+    data = bytes(range(256)) * 40  # 10 chunks of 1 KiB
+    state: dict[str, Any] = {}
+    try:
+        bucket = flavour.MotorGridFSBucket(client[flavour.db_name], chunk_size_bytes=1024)
+
+        async def upload() -> None:
+            state["id"] = await bucket.upload_from_stream("a.bin", data)
+
+        async def open_and_read_some() -> None:
+            grid_out = state["out"] = await bucket.open_download_stream(state["id"])
+            assert await grid_out.read(1500) == data[:1500]
+
+        async def read_the_rest() -> None:
+            assert await state["out"].read() == data[1500:]
+
+        for step in (upload, open_and_read_some, read_the_rest):
+            run_on_fresh_loop(flavour, step, stall_monitor)
+    finally:
+        client.close()
+
+
 def run_in_thread(target: Any, *args: Any) -> Any:
     """target(*args) in a new thread; its result, or its exception re-raised here."""
     outcome: dict[str, Any] = {}
