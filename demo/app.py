@@ -177,7 +177,8 @@ class FiguresRecorder:
 @dataclasses.dataclass
 class Burst:
     """Progress of one ``POST /burst``: ``count`` operations, each held ``wait_ms`` by the
-    server."""
+    server. ``done`` and ``failed`` count operations whose wait is over; the burst runs until
+    their cursors are closed too."""
 
     count: int
     wait_ms: int
@@ -289,16 +290,17 @@ class Board:
         cursor = self.ticks.find({}, cursor_type=CursorType.TAILABLE_AWAIT)
         cursor.max_await_time_ms(burst.wait_ms)
         try:
-            try:
-                async for _ in cursor:  # the document, then a getMore that waits and ends it
-                    pass
-            finally:
-                await cursor.close()  # killCursors: a tailable cursor outlives its empty batch
+            async for _ in cursor:  # the document, then a getMore that waits and ends it
+                pass
         except Exception as exc:
             burst.failed += 1
             burst.last_error = f"{type(exc).__name__}: {exc}"
         else:
             burst.done += 1
+        finally:
+            # killCursors: a tailable cursor outlives its empty batch. It waits for a
+            # connection behind the burst's queued finds, so the burst runs until the last.
+            await cursor.close()
 
     def stats(self) -> dict[str, Any]:
         """The figures now, the last minute's samples and the burst's progress."""

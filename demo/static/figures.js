@@ -42,9 +42,10 @@
   function showBurst(burst) {
     if (!burst) return;
     const state = burst.running ? "running" : "finished";
+    const closing = burst.running && burst.done + burst.failed === burst.count;
     burstStatus.textContent = `burst ${state}: ${burst.done} of ${burst.count} done` +
       (burst.failed ? `, ${burst.failed} failed (${burst.last_error})` : "") +
-      ` in ${burst.elapsed} s`;
+      (closing ? ", closing their cursors" : "") + ` in ${burst.elapsed} s`;
     burstStatus.dataset.state = state;
     burstStatus.dataset.done = burst.done;
     burstButton.disabled = burst.running;
