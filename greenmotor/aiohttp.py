@@ -21,7 +21,10 @@ are replaced by passing functions of the same shape to :class:`AIOHTTPGridFS`.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import inspect
+import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -87,6 +90,15 @@ def _config_error(request: aiohttp.web.Request) -> NoReturn:
     raise aiohttp.web.HTTPInternalServerError(text=msg) from None
 
 
+def _mark_as_coroutine_function(handler: object) -> None:
+    """Let aiohttp see an instance with ``async def __call__`` as the coroutine function it
+    behaves as: otherwise ``add_route`` warns "Bare functions are deprecated" and wraps it."""
+    if sys.version_info >= (3, 12):
+        inspect.markcoroutinefunction(handler)  # type: ignore[arg-type]
+    else:  # what asyncio.iscoroutinefunction, which aiohttp asks on 3.11, looks for
+        handler._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+
+
 class AIOHTTPGridFS:
     """An aiohttp request handler serving files from a GridFS bucket.
 
@@ -124,6 +136,7 @@ class AIOHTTPGridFS:
         self._get_gridfs_file = get_gridfs_file
         self._get_cache_time = get_cache_time
         self._set_extra_headers = set_extra_headers
+        _mark_as_coroutine_function(self)
 
     async def __call__(self, request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
         """Answer a GET or HEAD for the file named by the route's ``{filename}``."""

@@ -339,24 +339,29 @@ def green_tls_handshake(
             f"(PyMongo built a {type(ssl_context).__name__})"
         )
     host = address[0]
+    wrapped: ssl.SSLSocket | None = None  # takes raw's descriptor: close it, not only raw
+
+    def abandon() -> None:
+        sock.close()
+        if wrapped is not None:
+            wrapped.close()
+
     try:
-        tls = socket_class(
-            ssl_context.wrap_socket(
-                raw, server_hostname=host, session=session, do_handshake_on_connect=False
-            ),
-            sock.gettimeout(),
+        wrapped = ssl_context.wrap_socket(
+            raw, server_hostname=host, session=session, do_handshake_on_connect=False
         )
+        tls = socket_class(wrapped, sock.gettimeout())
         tls.do_handshake()
     except ssl.CertificateError:
-        sock.close()
+        abandon()
         raise
     except (OSError, ssl.SSLError) as exc:
-        sock.close()
+        abandon()
         _raise_connection_failure(
             address, exc, "SSL handshake failed: ", timeout_details=_get_timeout_details(options)
         )
     except BaseException:  # a cancellation thrown in during the handshake
-        sock.close()
+        abandon()
         raise
     if (
         ssl_context.verify_mode

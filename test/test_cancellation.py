@@ -339,6 +339,7 @@ async def test_tornado_handler_cancelled_when_its_client_disconnects(
         server.stop()
 
 
+@pytest.mark.slow  # ten thousand operations
 async def test_ten_thousand_cancellations_leave_nothing_behind(server_uri, sync_client, io_loop):
     """Cancel 10,000 operations at every stage - waiting for the pool, connecting, with a
     request on the wire - and compare greenlets, fds, threads and memory with a baseline."""

@@ -89,6 +89,7 @@ async def test_close_before_open(coll, io_loop):
         await stream.__anext__()
 
 
+@pytest.mark.slow  # a thousand streams
 async def test_a_thousand_open_streams_and_no_thread_each(server_uri, sync_client, io_loop):
     import greenmotor
 

@@ -222,6 +222,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+@pytest.mark.slow  # a headless browser
 async def test_page_in_headless_chromium(demo_url, io_loop, tmp_path):
     http = AsyncHTTPClient()
     text = f"seen by chromium {uuid.uuid4().hex[:8]}"

@@ -522,6 +522,7 @@ async def test_a_plain_client_encryption_still_blocks(
         ("refused", "Connection refused"),
     ],
 )
+@pytest.mark.slow  # TLS KMS servers, sync and green
 async def test_kms_errors_are_pymongos(
     failure, expected, client, sync_client, key_vault, fake_kms, kms_tls, stall_monitor, io_loop
 ):

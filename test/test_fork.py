@@ -1,9 +1,9 @@
 """Process model: greenmotor in processes forked by ``tornado.process.fork_processes``.
 
-The forking happens in a separate program (support/fork_workers.py) so the test runner itself never
-forks. Clients created after the fork work in every child. A client created before the fork
-gets PyMongo's own treatment: PyMongo resets its pools and monitors in the child, and warns
-"MongoClient opened before fork" when the client had been used in the parent.
+The forking happens in a separate program (support/fork_workers.py) so the test runner
+itself never forks. Clients created after the fork work in every child. A client created
+before the fork gets PyMongo's own treatment: PyMongo resets its pools and monitors in the
+child, and warns "MongoClient opened before fork" when the client had been used in the parent.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import os
 import subprocess
 import sys
 import uuid
+
+import pytest
+
+pytestmark = pytest.mark.slow  # forks worker processes, each with its own loop
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKERS = 3

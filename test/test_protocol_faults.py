@@ -53,6 +53,7 @@ def scripted():
 
 @pytest.mark.parametrize("operation", list(OPERATIONS))
 @pytest.mark.parametrize("mode", list(EXPECTED))
+@pytest.mark.slow  # waits out real timeouts, sync and green
 async def test_fault_raises_what_pymongo_raises_and_both_recover(
     mode, operation, scripted, stall_monitor, io_loop
 ):
@@ -165,6 +166,7 @@ class ReplicaSet:
             member.commands.clear()
 
 
+@pytest.mark.slow  # waits out real timeouts, sync and green
 async def test_primary_change_is_followed_like_pymongo(stall_monitor, io_loop):
     options = dict(serverSelectionTimeoutMS=5000, heartbeatFrequencyMS=500)
     with ReplicaSet() as rs:

@@ -108,6 +108,7 @@ def test_replaced_function_whose_parameters_change_fails_naming_them(monkeypatch
         check_pymongo()
 
 
+@pytest.mark.slow  # fresh interpreters
 def test_import_fails_cleanly_in_a_fresh_interpreter():
     code = "import pymongo; pymongo.version_tuple = (5, 0, 0); import greenmotor"
     env = {k: v for k, v in os.environ.items() if k != UNTESTED_ENV}
@@ -116,6 +117,7 @@ def test_import_fails_cleanly_in_a_fresh_interpreter():
     assert f"ImportError: greenmotor supports {SUPPORTED_RANGE}, but: PyMongo" in result.stderr
 
 
+@pytest.mark.slow  # fresh interpreters
 def test_the_matrix_installs_every_floor_and_minor_setup_cfg_claims():
     """tools/run-matrix derives its cells from setup.cfg: each floor and minor gets one."""
     config = configparser.ConfigParser()

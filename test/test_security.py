@@ -33,6 +33,8 @@ from support.servers import SecantusServer
 
 from greenmotor import MotorClient
 
+pytestmark = pytest.mark.slow  # starts its own TLS and SCRAM servers (~20 s)
+
 MAX_STALL = 0.050
 
 

@@ -55,6 +55,7 @@ def block_finds(uri: str, times: int, ms: int = 5000, commands=("find",)) -> Non
         })  # fmt: skip
 
 
+@pytest.mark.slow  # starts, kills and restarts its own server
 async def test_kill_fails_in_flight_operations_and_the_client_recovers(
     own_server, stall_monitor, io_loop
 ):
@@ -85,6 +86,7 @@ async def test_kill_fails_in_flight_operations_and_the_client_recovers(
     client.close()
 
 
+@pytest.mark.slow  # starts, kills and restarts its own server
 async def test_kill_and_restart_retries_like_pymongo(own_server, stall_monitor, io_loop):
     """Reads and writes in flight when the server dies are retried once it is back - by the
     MotorClient and by a sync client caught in the same crash alike."""

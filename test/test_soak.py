@@ -34,6 +34,8 @@ from tornado.ioloop import IOLoop
 
 from greenmotor import MotorClient
 
+pytestmark = pytest.mark.slow  # minutes of mixed load: deselect with -m "not slow"
+
 SECONDS = float(os.environ.get("GREENMOTOR_SOAK_SECONDS", "10"))
 WRITERS = 20
 APP = "greenmotor-soak"

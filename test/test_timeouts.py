@@ -41,6 +41,7 @@ MAX_STALL = 0.050
 APP = "greenmotor-timeouts"
 
 
+@pytest.mark.slow  # waits out real timeouts
 async def test_connect_timeout_bounds_each_connection_attempt(stall_monitor, io_loop):
     """A TCP connect that never completes fails after connectTimeoutMS, attempt by attempt,
     and PyMongo's retry of "overloaded" connection failures makes the same attempts."""
@@ -195,6 +196,7 @@ async def test_csot_during_server_selection(stall_monitor, io_loop):
     client.close()
 
 
+@pytest.mark.slow  # waits out real timeouts
 async def test_many_deadlines_run_in_parallel(server_uri, sync_client, stall_monitor, io_loop):
     """Fifty operations, each under its own pymongo.timeout(0.3), on a server that holds
     every find for 2 s: all fail together at about 0.3 s, not one after another."""

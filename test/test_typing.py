@@ -31,11 +31,13 @@ def test_py_typed_marker_is_shipped():
     assert (PACKAGE / "py.typed").exists()
 
 
+@pytest.mark.slow  # runs mypy / the stub generator
 def test_mypy_accepts_typical_application_code():
     result = run_mypy(HERE / "app_ok.py")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow  # runs mypy / the stub generator
 def test_mypy_reports_real_type_errors():
     result = run_mypy(HERE / "app_bad.py")
     assert result.returncode == 1, result.stdout
@@ -54,6 +56,7 @@ def test_mypy_reports_real_type_errors():
         assert message in errors[number]
 
 
+@pytest.mark.slow  # runs mypy / the stub generator
 def test_stubs_are_generated_from_the_current_declarations():
     """greenmotor/*.pyi are what tools/generate_typing.py makes of the declarations and
     annotations now: regenerate them after changing either."""

@@ -34,7 +34,9 @@ class SecantusServer:
         self.extra_args = list(extra_args)
         self.uri_options = uri_options
         self.process: subprocess.Popen | None = None
-        self.log = tempfile.NamedTemporaryFile(prefix="secantus-", suffix=".log", delete=False)
+        # The server's output; kept after the run. Each start appends to it.
+        descriptor, self.log_path = tempfile.mkstemp(prefix="secantus-", suffix=".log")
+        os.close(descriptor)
 
     def __repr__(self) -> str:
         state = "running" if self.process and self.process.poll() is None else "stopped"
@@ -50,11 +52,12 @@ class SecantusServer:
             "--host", "127.0.0.1", "--port", str(self.port),
             "--storage-path", ":memory:", "--log-level", "WARNING", *self.extra_args,
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy open
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"SecantusDB exited at start; see {self.log.name}")
+                raise RuntimeError(f"SecantusDB exited at start; see {self.log_path}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return

@@ -16,7 +16,7 @@ import pytest
 import verdicts
 
 pytest.importorskip("mypy", reason="mypy is in the test extra")
-pytestmark = pytest.mark.mypy
+pytestmark = [pytest.mark.mypy, pytest.mark.slow]  # mypy and stubtest: minutes
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
