@@ -196,8 +196,9 @@ def install_green_sleeps() -> None:
     The one process-wide change (see the table above); idempotent.
     """
     for module in (mongo_client, client_session):
-        if not isinstance(module.time, GreenTime):
-            module.time = GreenTime()  # type: ignore[assignment]
+        globals_of_module = vars(module)  # rebinding the module's global name "time"
+        if not isinstance(globals_of_module["time"], GreenTime):
+            globals_of_module["time"] = GreenTime()
 
 
 def green_mongo_client(*args: Any, **kwargs: Any) -> GreenMongoClient:
