@@ -1,13 +1,13 @@
-"""greenmotor's benchmark suite: greenlets vs. a thread pool vs. native async.
+"""greenmotor's benchmark suite: greenmotor (also on uvloop), Motor 3, AsyncMongoClient and
+sync PyMongo side by side against a canned-reply server.
 
 Run it from the repository root::
 
     tools/run-benchmarks            # makes .venv, installs .[bench], runs everything
     python -m benchmark --quick     # in an environment that has .[bench] installed
 
-Modules: :mod:`benchmark.workloads` (what is measured), :mod:`benchmark.worker` (one
-contender on one workload, in its own process), :mod:`benchmark.suite` (the orchestrator:
-servers, placement, summaries, JSON), :mod:`benchmark.report` (JSON to
-``doc/benchmarks.rst`` and charts), ``canned_server.py`` and ``ceiling.py`` (the
-canned-reply server and its raw-socket ceiling).
+Modules: :mod:`benchmark.suite` (rounds, placements, servers: writes the JSON),
+:mod:`benchmark.worker` (one contender on one measurement, in its own process),
+:mod:`benchmark.report` (the JSON to tables and charts for ``doc/benchmarks.rst``) and
+``canned_server.py`` (the server).
 """
