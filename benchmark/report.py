@@ -22,8 +22,13 @@ from typing import Any
 from benchmark.suite import CONCURRENCY, CONTENDERS, OUTPUT, PENDING, ROOT
 
 OUT = os.path.join(ROOT, "doc", "benchmark-results")
-COLORS = {"greenmotor": "#2ca02c", "greenmotor-uvloop": "#98df8a", "motor": "#1f77b4",
-          "async": "#d62728", "sync": "#7f7f7f"}  # fmt: skip
+COLORS = {
+    "greenmotor": "#2ca02c",
+    "greenmotor-uvloop": "#98df8a",
+    "motor": "#1f77b4",
+    "async": "#d62728",
+    "sync": "#7f7f7f",
+}
 PLACEMENTS = {"split": "server on its own CPU", "same": "server and client on one CPU"}
 Getter = Callable[[dict[str, Any]], float]
 
@@ -83,29 +88,56 @@ def method_table(r: Results) -> str:
         ["Rounds", f"{r.meta['rounds']} (interleaved; figures are medians)"],
         ["Machine", f"{m['cpus']} CPUs, {m['cpu_model']}, {m['platform']}"],
         ["Load average at start / end", f"{m['loadavg_start']:.2f} / {m['loadavg_end']:.2f}"],
-        ["Versions", ", ".join(f"{k} {val}" for k, val in v.items() if val)
-         + f", Python {m['python']}"],
+        [
+            "Versions",
+            ", ".join(f"{k} {val}" for k, val in v.items() if val) + f", Python {m['python']}",
+        ],
         ["greenmotor commit", m["greenmotor_commit"]],
-    ]  # fmt: skip
+    ]
     return table("How these figures were produced", ["", ""], rows)
 
 
 def curve_tables(r: Results) -> str:
     out = []
     for p in r.placements:
-        keys = [n for n in CONCURRENCY if any(r.get(p, f"curve-{n}", c, "ops_per_s")
-                                              for c in r.contenders)]  # fmt: skip
+        keys = [
+            n
+            for n in CONCURRENCY
+            if any(r.get(p, f"curve-{n}", c, "ops_per_s") for c in r.contenders)
+        ]
         names = r.contenders
-        rows = [[f"{n:,}"] + [fmt(r.get(p, f"curve-{n}", c, "ops_per_s")) for c in names]
-                for n in keys]  # fmt: skip
-        out.append(table(f"find_one throughput (ops/s) vs concurrency, {PLACEMENTS[p]}",
-                         ["Concurrency", *(CONTENDERS[c] for c in names)], rows))  # fmt: skip
-        rows = [[f"{n:,}"] + ["{} / {} / {}".format(*(fmt(r.get(p, f"curve-{n}", c, m), "{:.1f}")
-                                                      for m in ("p50_ms", "p99_ms", "max_ms")))
-                              if r.get(p, f"curve-{n}", c, "p50_ms") is not None else "-"
-                              for c in names] for n in keys]  # fmt: skip
-        out.append(table(f"find_one latency p50 / p99 / max (ms), {PLACEMENTS[p]}",
-                         ["Concurrency", *(CONTENDERS[c] for c in names)], rows))  # fmt: skip
+        rows = [
+            [f"{n:,}"] + [fmt(r.get(p, f"curve-{n}", c, "ops_per_s")) for c in names] for n in keys
+        ]
+        out.append(
+            table(
+                f"find_one throughput (ops/s) vs concurrency, {PLACEMENTS[p]}",
+                ["Concurrency", *(CONTENDERS[c] for c in names)],
+                rows,
+            )
+        )
+        rows = [
+            [f"{n:,}"]
+            + [
+                "{} / {} / {}".format(
+                    *(
+                        fmt(r.get(p, f"curve-{n}", c, m), "{:.1f}")
+                        for m in ("p50_ms", "p99_ms", "max_ms")
+                    )
+                )
+                if r.get(p, f"curve-{n}", c, "p50_ms") is not None
+                else "-"
+                for c in names
+            ]
+            for n in keys
+        ]
+        out.append(
+            table(
+                f"find_one latency p50 / p99 / max (ms), {PLACEMENTS[p]}",
+                ["Concurrency", *(CONTENDERS[c] for c in names)],
+                rows,
+            )
+        )
     return "\n".join(out)
 
 
@@ -116,13 +148,22 @@ def lag_table(r: Results) -> str:
         for n in (50, 500):
             if r.get(p, f"lag-{n}", names[0], "p99_us") is None:
                 continue
-            rows.append([f"{n} coroutines, {PLACEMENTS[p]}"] + [
-                "{} / {} ms ({} ops/s)".format(fmt(r.get(p, f"lag-{n}", c, "p99_ms"), "{:.1f}"),
-                                               fmt(r.get(p, f"lag-{n}", c, "max_ms"), "{:.1f}"),
-                                               fmt(r.get(p, f"lag-{n}", c, "ops_per_s")))
-                for c in names])  # fmt: skip
-    return table("How late a 5 ms timer fires, p99 / max, while coroutines loop on find_one",
-                 ["Load", *(CONTENDERS[c] for c in names)], rows)  # fmt: skip
+            rows.append(
+                [f"{n} coroutines, {PLACEMENTS[p]}"]
+                + [
+                    "{} / {} ms ({} ops/s)".format(
+                        fmt(r.get(p, f"lag-{n}", c, "p99_ms"), "{:.1f}"),
+                        fmt(r.get(p, f"lag-{n}", c, "max_ms"), "{:.1f}"),
+                        fmt(r.get(p, f"lag-{n}", c, "ops_per_s")),
+                    )
+                    for c in names
+                ]
+            )
+    return table(
+        "How late a 5 ms timer fires, p99 / max, while coroutines loop on find_one",
+        ["Load", *(CONTENDERS[c] for c in names)],
+        rows,
+    )
 
 
 def slow_table(r: Results) -> str:
@@ -132,13 +173,22 @@ def slow_table(r: Results) -> str:
         for n in PENDING:
             if r.get(p, f"slow-{n}", names[0], "wall_s") is None:
                 continue
-            rows.append([f"{n:,} ops, {PLACEMENTS[p]}"] + [
-                "{} s{}, {} KiB/op".format(fmt(r.get(p, f"slow-{n}", c, "wall_s"), "{:.2f}"),
-                                           " (projected)" * r.capped(p, f"slow-{n}", c),
-                                           fmt(r.get(p, f"slow-{n}", c, "rss_kib"), "{:.1f}"))
-                for c in names])  # fmt: skip
-    return table("Concurrent 1-second operations from a cold client: wall time, RSS per "
-                 "pending operation", ["Pending", *(CONTENDERS[c] for c in names)], rows)  # fmt: skip
+            rows.append(
+                [f"{n:,} ops, {PLACEMENTS[p]}"]
+                + [
+                    "{} s{}, {} KiB/op".format(
+                        fmt(r.get(p, f"slow-{n}", c, "wall_s"), "{:.2f}"),
+                        " (projected)" * r.capped(p, f"slow-{n}", c),
+                        fmt(r.get(p, f"slow-{n}", c, "rss_kib"), "{:.1f}"),
+                    )
+                    for c in names
+                ]
+            )
+    return table(
+        "Concurrent 1-second operations from a cold client: wall time, RSS per pending operation",
+        ["Pending", *(CONTENDERS[c] for c in names)],
+        rows,
+    )
 
 
 def seq_table(r: Results) -> str:
@@ -149,13 +199,19 @@ def seq_table(r: Results) -> str:
             for c in r.contenders:
                 ops = r.get(p, "seq", c, lambda res, op=op: res[op]["ops_per_s"])
                 cpu = r.get(p, "seq", c, lambda res, op=op: res[op]["cpu_us_per_op"])
-                rel = [r.ratio(p, "seq", lambda res, op=op, k=k: res[op][k], c, "sync")
-                       for k in ("ops_per_s", "cpu_us_per_op")]  # fmt: skip
-                cells.append(f"{fmt(ops)}/s ({x(rel[0])}), {fmt(cpu)} µs CPU ({x(rel[1])})"
-                             if ops else "-")  # fmt: skip
+                rel = [
+                    r.ratio(p, "seq", lambda res, op=op, k=k: res[op][k], c, "sync")
+                    for k in ("ops_per_s", "cpu_us_per_op")
+                ]
+                cells.append(
+                    f"{fmt(ops)}/s ({x(rel[0])}), {fmt(cpu)} µs CPU ({x(rel[1])})" if ops else "-"
+                )
             rows.append([f"``{op}``, {PLACEMENTS[p]}", *cells])
-    return table("Sequential operations: throughput and client CPU per operation (× sync "
-                 "PyMongo's)", ["Operation", *(CONTENDERS[c] for c in r.contenders)], rows)  # fmt: skip
+    return table(
+        "Sequential operations: throughput and client CPU per operation (× sync PyMongo's)",
+        ["Operation", *(CONTENDERS[c] for c in r.contenders)],
+        rows,
+    )
 
 
 def targets(r: Results, p: str, g: str) -> list[tuple[str, str, bool | None]]:
@@ -166,48 +222,89 @@ def targets(r: Results, p: str, g: str) -> list[tuple[str, str, bool | None]]:
         out.append((target, fmt(value, pattern), None if value is None else ok(value)))
 
     for op in ("ping", "find_one", "insert_one"):
-        for k, name, ok in (("ops_per_s", "throughput ≥ 0.95×", lambda v: v >= 0.95),
-                            ("cpu_us_per_op", "CPU per op ≤ 1.1×", lambda v: v <= 1.1)):  # fmt: skip
+        for k, name, ok in (
+            ("ops_per_s", "throughput ≥ 0.95×", lambda v: v >= 0.95),
+            ("cpu_us_per_op", "CPU per op ≤ 1.1×", lambda v: v <= 1.1),
+        ):
             v = r.ratio(p, "seq", lambda res, op=op, k=k: res[op][k], g, "sync")
             check(f"sequential ``{op}``: {name} sync", v, ok, "{:.2f}×")
     for n in (50, 500):
         key = f"curve-{n}"
         for rival, need in (("async", 1.3), ("motor", 1.5)):
             v = r.ratio(p, key, "ops_per_s", g, rival)
-            check(f"{n} concurrent: ≥ {need}× {CONTENDERS[rival]}", v, lambda v, n=need: v >= n,
-                  "{:.2f}×")  # fmt: skip
+            check(
+                f"{n} concurrent: ≥ {need}× {CONTENDERS[rival]}",
+                v,
+                lambda v, n=need: v >= n,
+                "{:.2f}×",
+            )
         best = [r.get(p, key, c, "p99_us") for c in ("async", "motor")]
         best_p99 = min((b for b in best if b is not None), default=None)
         v = r.get(p, key, g, "p99_us")
-        check(f"{n} concurrent: p99 ≤ best rival's p99", None if v is None or best_p99 is None
-              else v / best_p99, lambda v: v <= 1.0, "{:.2f}× theirs")  # fmt: skip
+        check(
+            f"{n} concurrent: p99 ≤ best rival's p99",
+            None if v is None or best_p99 is None else v / best_p99,
+            lambda v: v <= 1.0,
+            "{:.2f}× theirs",
+        )
         v = r.get(p, key, g, lambda res: res["max_us"] / res["p99_us"])
         check(f"{n} concurrent: max ≤ 3× p99", v, lambda v: v <= 3, "{:.1f}× p99")
-    check("throughput at 500 ≥ 0.9× at 50", None if r.get(p, "curve-50", g, "ops_per_s") is None
-          else (r.get(p, "curve-500", g, "ops_per_s") or 0) / r.get(p, "curve-50", g, "ops_per_s"),
-          lambda v: v >= 0.9, "{:.2f}×")  # fmt: skip
+    check(
+        "throughput at 500 ≥ 0.9× at 50",
+        None
+        if r.get(p, "curve-50", g, "ops_per_s") is None
+        else (r.get(p, "curve-500", g, "ops_per_s") or 0) / r.get(p, "curve-50", g, "ops_per_s"),
+        lambda v: v >= 0.9,
+        "{:.2f}×",
+    )
     for n in (50, 500):
         v = r.ratio(p, f"lag-{n}", "p99_us", g, "async")
-        check(f"timer lag, {n} coroutines: p99 ≤ AsyncMongoClient's", v, lambda v: v <= 1.0,
-              "{:.2f}× theirs")  # fmt: skip
-        check(f"timer lag, {n} coroutines: max ≤ 20 ms", r.get(p, f"lag-{n}", g, "max_ms"),
-              lambda v: v <= 20, "{:.1f} ms")  # fmt: skip
-    check("10,000 one-second ops: ≤ 3 s", r.get(p, "slow-10000", g, "wall_s"), lambda v: v <= 3,
-          "{:.2f} s")  # fmt: skip
-    check("10,000 one-second ops: ≤ 0.5× AsyncMongoClient's time",
-          r.ratio(p, "slow-10000", "wall_s", g, "async"), lambda v: v <= 0.5, "{:.2f}×")  # fmt: skip
-    check("10,000 one-second ops: ≤ 8 KiB RSS per pending op",
-          r.get(p, "slow-10000", g, "rss_kib"), lambda v: v <= 8, "{:.1f} KiB")  # fmt: skip
+        check(
+            f"timer lag, {n} coroutines: p99 ≤ AsyncMongoClient's",
+            v,
+            lambda v: v <= 1.0,
+            "{:.2f}× theirs",
+        )
+        check(
+            f"timer lag, {n} coroutines: max ≤ 20 ms",
+            r.get(p, f"lag-{n}", g, "max_ms"),
+            lambda v: v <= 20,
+            "{:.1f} ms",
+        )
+    check(
+        "10,000 one-second ops: ≤ 3 s",
+        r.get(p, "slow-10000", g, "wall_s"),
+        lambda v: v <= 3,
+        "{:.2f} s",
+    )
+    check(
+        "10,000 one-second ops: ≤ 0.5× AsyncMongoClient's time",
+        r.ratio(p, "slow-10000", "wall_s", g, "async"),
+        lambda v: v <= 0.5,
+        "{:.2f}×",
+    )
+    check(
+        "10,000 one-second ops: ≤ 8 KiB RSS per pending op",
+        r.get(p, "slow-10000", g, "rss_kib"),
+        lambda v: v <= 8,
+        "{:.1f} KiB",
+    )
     return out
 
 
 def targets_table(r: Results) -> str:
-    columns = [(p, g) for p in r.placements for g in ("greenmotor", "greenmotor-uvloop")
-               if g in r.contenders]  # fmt: skip
+    columns = [
+        (p, g)
+        for p in r.placements
+        for g in ("greenmotor", "greenmotor-uvloop")
+        if g in r.contenders
+    ]
     by_column = [targets(r, p, g) for p, g in columns]
     mark = {True: " ✓", False: " ✗", None: ""}
-    rows = [[row[0][0]] + [f"{col[i][1]}{mark[col[i][2]]}" for col in by_column]
-            for i, row in enumerate(zip(*by_column))]  # fmt: skip
+    rows = [
+        [row[0][0]] + [f"{col[i][1]}{mark[col[i][2]]}" for col in by_column]
+        for i, row in enumerate(zip(*by_column, strict=True))
+    ]
     header = ["Target (issue 11)"] + [f"{CONTENDERS[g]}, {PLACEMENTS[p]}" for p, g in columns]
     return table("The targets: measured, and met (✓) or not (✗)", header, rows)
 
@@ -216,7 +313,11 @@ def targets_table(r: Results) -> str:
 
 
 def charts(r: Results, out: str) -> list[str]:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # it comes with .[bench]
+        print("matplotlib is not installed: no charts")
+        return []
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -224,13 +325,15 @@ def charts(r: Results, out: str) -> list[str]:
     p = r.placements[0]
     written = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric, label in ((axes[0], "ops_per_s", "find_one throughput, ops/s"),
-                              (axes[1], "p99_ms", "find_one p99 latency, ms (log)")):  # fmt: skip
+    for ax, metric, label in (
+        (axes[0], "ops_per_s", "find_one throughput, ops/s"),
+        (axes[1], "p99_ms", "find_one p99 latency, ms (log)"),
+    ):
         for c in r.contenders:
             pts = [(n, r.get(p, f"curve-{n}", c, metric)) for n in CONCURRENCY]
             pts = [(n, v) for n, v in pts if v is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", label=CONTENDERS[c], color=COLORS[c])
+                ax.plot(*zip(*pts, strict=True), marker="o", label=CONTENDERS[c], color=COLORS[c])
         ax.set_xscale("log")
         ax.set_xlabel("concurrent coroutines")
         ax.set_title(label, fontsize=10)
@@ -238,23 +341,31 @@ def charts(r: Results, out: str) -> list[str]:
     axes[1].set_yscale("log")
     axes[0].set_ylim(bottom=0)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Canned-reply server, {PLACEMENTS[p]}; medians of {r.meta['rounds']} rounds",
-                 fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"Canned-reply server, {PLACEMENTS[p]}; medians of {r.meta['rounds']} rounds", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(os.path.join(out, "concurrency.png"), dpi=100)
     written.append("concurrency.png")
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric, label in ((axes[0], "rss_kib", "RSS per pending operation, KiB"),
-                              (axes[1], "wall_s", "wall time, s (log; hollow: projected)")):  # fmt: skip
+    for ax, metric, label in (
+        (axes[0], "rss_kib", "RSS per pending operation, KiB"),
+        (axes[1], "wall_s", "wall time, s (log; hollow: projected)"),
+    ):
         for c in r.contenders:
-            pts = [(n, r.get(p, f"slow-{n}", c, metric), r.capped(p, f"slow-{n}", c))
-                   for n in PENDING]  # fmt: skip
+            pts = [
+                (n, r.get(p, f"slow-{n}", c, metric), r.capped(p, f"slow-{n}", c)) for n in PENDING
+            ]
             pts = [pt for pt in pts if pt[1] is not None]
             if pts:
-                ax.plot([n for n, _, _ in pts], [v for _, v, _ in pts], color=COLORS[c],
-                        label=CONTENDERS[c])  # fmt: skip
+                ax.plot(
+                    [n for n, _, _ in pts],
+                    [v for _, v, _ in pts],
+                    color=COLORS[c],
+                    label=CONTENDERS[c],
+                )
                 for n, v, proj in pts:
                     ax.plot(n, v, "o", color=COLORS[c], fillstyle="none" if proj else "full")
         ax.set_xscale("log")
@@ -292,11 +403,19 @@ def main(argv: list[str] | None = None) -> None:
     derive(data)
     r = Results(data)
     os.makedirs(args.out, exist_ok=True)
-    files = {"method.inc": method_table(r), "targets.inc": targets_table(r),
-             "sequential.inc": seq_table(r), "concurrency.inc": curve_tables(r),
-             "lag.inc": lag_table(r), "slow.inc": slow_table(r),
-             "errors.inc": "\n".join(f"* {e['placement']} {e['key']} {e['contender']}: "
-                                     f"{e['result']['error']}" for e in r.errors) + "\n"}  # fmt: skip
+    files = {
+        "method.inc": method_table(r),
+        "targets.inc": targets_table(r),
+        "sequential.inc": seq_table(r),
+        "concurrency.inc": curve_tables(r),
+        "lag.inc": lag_table(r),
+        "slow.inc": slow_table(r),
+        "errors.inc": "\n".join(
+            f"* {e['placement']} {e['key']} {e['contender']}: {e['result']['error']}"
+            for e in r.errors
+        )
+        + "\n",
+    }
     for name, text in files.items():
         with open(os.path.join(args.out, name), "w") as f:
             f.write(text)

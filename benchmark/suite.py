@@ -56,8 +56,9 @@ def plan(quick: bool) -> list[dict[str, Any]]:
             {"key": "slow-100", "kind": "slow", "n": 100, "cap_s": 5.0},
         ]
     points: list[dict[str, Any]] = [{"key": "seq", "kind": "seq", "ops": 2000}]
-    points += [{"key": f"curve-{n}", "kind": "curve", "n": n, "ops": max(3000, 3 * n)}
-               for n in CONCURRENCY]  # fmt: skip
+    points += [
+        {"key": f"curve-{n}", "kind": "curve", "n": n, "ops": max(3000, 3 * n)} for n in CONCURRENCY
+    ]
     points += [{"key": f"lag-{n}", "kind": "lag", "n": n, "seconds": 2.0} for n in (50, 500)]
     points += [{"key": f"slow-{n}", "kind": "slow", "n": n, "cap_s": 8.0} for n in PENDING]
     return points
@@ -81,9 +82,12 @@ class Server:
     def __init__(self, cpus: set[int]) -> None:
         self.cpus = cpus
         path = os.path.join(ROOT, "benchmark", "canned_server.py")
-        self.process = subprocess.Popen([sys.executable, path, "--port", "0"],
-                                        stdout=subprocess.PIPE, text=True,
-                                        preexec_fn=lambda: os.sched_setaffinity(0, cpus))  # fmt: skip
+        self.process = subprocess.Popen(
+            [sys.executable, path, "--port", "0"],
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
         assert self.process.stdout is not None
         ready, port = self.process.stdout.readline().split()
         self.uri = f"mongodb://127.0.0.1:{port}/"
@@ -110,8 +114,14 @@ class Server:
 def run_worker(spec: dict[str, Any], cpus: set[int]) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmark.worker", json.dumps(spec)]
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                              preexec_fn=lambda: os.sched_setaffinity(0, cpus))  # fmt: skip
+        proc = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )
     except subprocess.TimeoutExpired:
         return {"error": "worker timed out after 300 s"}
     for line in proc.stdout.splitlines():
@@ -165,29 +175,39 @@ def run(args: argparse.Namespace, log: Callable[[str], None]) -> list[dict[str, 
                     t0 = time.perf_counter()
                     result = run_worker(spec, client_cpus)
                     server.settle()
-                    records.append({"round": rnd, "placement": placement, "key": point["key"],
-                                    "contender": contender, "result": result,
-                                    "process_s": time.perf_counter() - t0})  # fmt: skip
+                    records.append(
+                        {
+                            "round": rnd,
+                            "placement": placement,
+                            "key": point["key"],
+                            "contender": contender,
+                            "result": result,
+                            "process_s": time.perf_counter() - t0,
+                        }
+                    )
                     log(f"  {point['key']:<11} {contender:<18} {brief(result)}")
             server.stop()
     return records
 
 
 def capped(records: list[dict[str, Any]], placement: str, point: dict[str, Any], c: str) -> bool:
-    return any(r["result"].get("capped") for r in records
-               if (r["placement"], r["key"], r["contender"]) == (placement, point["key"], c))  # fmt: skip
+    return any(
+        r["result"].get("capped")
+        for r in records
+        if (r["placement"], r["key"], r["contender"]) == (placement, point["key"], c)
+    )
 
 
 def brief(result: dict[str, Any]) -> str:
     if "error" in result:
         return "ERROR " + result["error"]
     if "wall_s" in result:
-        return "%.2f s%s, %.1f KiB/op" % (result["wall_s"], " (projected)" * result["capped"],
-                                         result["rss_per_op"] / 1024)  # fmt: skip
+        projected = " (projected)" * result["capped"]
+        return f"{result['wall_s']:.2f} s{projected}, {result['rss_per_op'] / 1024:.1f} KiB/op"
     if "find_one" in result:
-        return ", ".join("%s %.0f/s" % (k, v["ops_per_s"]) for k, v in result.items())
-    return "%.0f ops/s, p99 %.0f us, max %.0f us" % (
-        result["ops_per_s"], result["p99_us"], result["max_us"])  # fmt: skip
+        return ", ".join(f"{k} {v['ops_per_s']:.0f}/s" for k, v in result.items())
+    r = result
+    return f"{r['ops_per_s']:.0f} ops/s, p99 {r['p99_us']:.0f} us, max {r['max_us']:.0f} us"
 
 
 def machine(args: argparse.Namespace) -> dict[str, Any]:
@@ -200,11 +220,18 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    commit = subprocess.run(["git", "log", "-1", "--format=%h %cs"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()  # fmt: skip
-    return {"cpus": os.cpu_count(), "cpu_model": model, "platform": platform.platform(),
-            "python": platform.python_version(), "versions": versions,
-            "greenmotor_commit": commit, "loadavg_start": os.getloadavg()[0]}  # fmt: skip
+    commit = subprocess.run(
+        ["git", "log", "-1", "--format=%h %cs"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "greenmotor_commit": commit,
+        "loadavg_start": os.getloadavg()[0],
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,13 +250,17 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
 
     def log(message: str) -> None:
-        print("[%5.0fs] %s" % (time.perf_counter() - started, message), flush=True)
+        print(f"[{time.perf_counter() - started:5.0f}s] {message}", flush=True)
 
-    meta = {"generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "command": os.environ.get("GREENMOTOR_BENCH_COMMAND")
-            or " ".join(["python -m benchmark", *(sys.argv[1:] if argv is None else argv)]),
-            "quick": args.quick, "rounds": args.rounds, "placements": args.placements,
-            "machine": machine(args)}  # fmt: skip
+    meta = {
+        "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": os.environ.get("GREENMOTOR_BENCH_COMMAND")
+        or " ".join(["python -m benchmark", *(sys.argv[1:] if argv is None else argv)]),
+        "quick": args.quick,
+        "rounds": args.rounds,
+        "placements": args.placements,
+        "machine": machine(args),
+    }
     records = run(args, log)
     meta["duration_s"] = time.perf_counter() - started
     meta["machine"]["loadavg_end"] = os.getloadavg()[0]

@@ -1,9 +1,9 @@
-"""The benchmark harness still works: one contender, tiny workloads, the canned server.
+"""The benchmark suite still works: ``python -m benchmark --quick``, then the report.
 
-Runs ``python -m benchmark`` the way ``tools/run-benchmarks`` does, for greenmotor only, with
-a sequential and a slow workload scaled down to a few operations, and checks the JSON it
-writes and the page the report makes from it. Nothing here asserts speed: the figures of a
-run this small on a CI machine mean nothing; only that every one of them was measured.
+Runs the suite's quick mode the way ``tools/run-benchmarks --quick`` does, for greenmotor and
+sync PyMongo (the contenders the test environment has), and checks that every kind of
+measurement produced its figures and that the report turns them into tables and charts.
+Nothing here asserts speed: figures from a run this small on a shared machine mean nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,62 +23,72 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench") / "results.json"
-    cmd = [sys.executable, "-m", "benchmark", "--servers", "canned", "--contenders",
-           "greenmotor", "--workloads", "seq_ping,slow1000_warm", "--scale", "0.01",
-           "--reps", "2", "--placement", "none", "--ceiling-seconds", "0", "--no-profile", "--no-report",
-           "--worker-timeout", "90", "--output", str(out)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmark",
+        "--quick",
+        "--contenders",
+        "greenmotor,sync",
+        "--output",
+        str(out),
+        "--no-report",
+    ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=110)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with open(out) as f:
-        return json.load(f)
+        data: dict[str, Any] = json.load(f)
+    return data
 
 
-def test_sequential_workload_measured(results):
-    workload = results["servers"]["canned"]["workloads"]["seq_ping"]
-    spec = workload["spec"]
-    assert spec["ops"] == 20  # 2,000 scaled by 0.01
-    run = workload["runs"]["greenmotor"]
-    assert "error" not in run, run
-    assert len(run["reps"]) == spec["reps"]
-    for rep in run["reps"]:
-        assert rep["ops"] == spec["ops"]
-        assert rep["elapsed_s"] > 0 and rep["ops_per_s"] > 0
-        assert 0 < rep["p50_us"] <= rep["p99_us"]
-    summary = workload["summary"]["greenmotor"]
-    low, mid, high = (summary["ops_per_s"][k] for k in ("min", "median", "max"))
-    assert low <= mid <= high
-    # No sync run in this invocation, so no ratio to it.
-    assert "ratio_to_sync" not in summary
+def by_key(results: dict[str, Any], contender: str) -> dict[str, dict[str, Any]]:
+    return {r["key"]: r["result"] for r in results["runs"] if r["contender"] == contender}
 
 
-def test_slow_workload_opened_a_warm_pool(results):
-    workload = results["servers"]["canned"]["workloads"]["slow1000_warm"]
-    spec = workload["spec"]
-    assert spec["ops"] == 10 and spec["pool"] == "warm"
-    (rep,) = workload["runs"]["greenmotor"]["reps"][:1]
-    assert rep["completed"] == 10 and rep["capped"] is False
-    # The barrier held 10 commands at once: 10 connections (one was open from the ping).
-    assert rep["warm_connections"] == 10
-    assert rep["fds_after_warmup"] - rep["fds_base"] == 9
-    assert rep["wall_s"] >= 1.0  # the server held each reply for a second
-    assert rep["rss_peak"] >= rep["rss_base"] > 0
-    assert rep["threads_peak"] >= 1
-    assert workload["summary"]["greenmotor"]["sync_floor_wall_s"] == 10.0
+def test_every_measurement_ran(results: dict[str, Any]) -> None:
+    green = by_key(results, "greenmotor")
+    assert set(green) == {"seq", "curve-1", "curve-50", "lag-50", "slow-100"}
+    assert not [r for r in results["runs"] if "error" in r["result"]]
+    # Sync PyMongo runs only where one operation at a time is meaningful.
+    assert set(by_key(results, "sync")) == {"seq", "curve-1"}
+    for op in ("ping", "find_one", "insert_one"):
+        seq = green["seq"][op]
+        assert seq["ops_per_s"] > 0 and seq["cpu_us_per_op"] > 0
+        assert 0 < seq["p50_us"] <= seq["p99_us"] <= seq["max_us"]
+    assert green["curve-50"]["ops_per_s"] > 0
+    assert green["lag-50"]["timer_fired"] > 0 and green["lag-50"]["max_us"] >= 0
+    slow = green["slow-100"]
+    assert slow["capped"] is False
+    assert slow["wall_s"] >= 1.0  # the server holds each reply for a second
+    assert slow["rss_per_op"] > 0
 
 
-def test_report_renders(results, tmp_path):
-    sys.path.insert(0, ROOT)
-    try:
-        from benchmark import report
-    finally:
-        sys.path.remove(ROOT)
+def test_placement_and_metadata(results: dict[str, Any]) -> None:
+    assert results["meta"]["quick"] is True
+    assert {r["placement"] for r in results["runs"]} == {"split"}
+    assert results["meta"]["machine"]["versions"]["pymongo"]
+
+
+def test_report_writes_tables_and_charts(results: dict[str, Any], tmp_path: Path) -> None:
     source = tmp_path / "results.json"
     source.write_text(json.dumps(results))
-    rst = tmp_path / "benchmarks.rst"
-    report.main(["--input", str(source), "--rst", str(rst), "--images", str(tmp_path / "img")])
-    text = rst.read_text()
-    assert text.startswith(".. This page is generated by benchmark/report.py")
-    assert "``seq_ping``" in text and "``slow1000_warm``" in text
-    assert ".. list-table::" in text
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark.report", "--input", str(source), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for name in ("targets", "sequential", "concurrency", "lag", "slow", "method"):
+        text = (out / f"{name}.inc").read_text()
+        assert text.startswith(".. list-table::"), name
+    assert "greenmotor" in (out / "concurrency.inc").read_text()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # charts come with .[bench]
+        return
+    assert (out / "concurrency.png").stat().st_size > 0
+    assert (out / "memory.png").stat().st_size > 0
