@@ -41,8 +41,9 @@ class Store:
 
     def __init__(self, ndocs: int, doc_size: int) -> None:
         base = len(bson.encode({"_id": 0, "filler": ""}))
-        self.docs = [bson.encode({"_id": i, "filler": "x" * max(0, doc_size - base)})
-                     for i in range(ndocs)]  # fmt: skip
+        self.docs = [
+            bson.encode({"_id": i, "filler": "x" * max(0, doc_size - base)}) for i in range(ndocs)
+        ]
         self.replies: dict[tuple[str, int, int], bytes] = {}
 
     def find(self, ns: str, skip: int, count: int) -> bytes:
@@ -52,8 +53,18 @@ class Store:
             docs = self.docs[skip : skip + count]
             items = b"".join(b"\x03" + str(i).encode() + b"\x00" + d for i, d in enumerate(docs))
             array = _int32.pack(len(items) + 5) + items + b"\x00"
-            cursor = b"".join((b"\x04firstBatch\x00", array, b"\x12id\x00", bytes(8),
-                               b"\x02ns\x00", _int32.pack(len(ns) + 1), ns.encode(), b"\x00"))  # fmt: skip
+            cursor = b"".join(
+                (
+                    b"\x04firstBatch\x00",
+                    array,
+                    b"\x12id\x00",
+                    bytes(8),
+                    b"\x02ns\x00",
+                    _int32.pack(len(ns) + 1),
+                    ns.encode(),
+                    b"\x00",
+                )
+            )
             body = b"\x03cursor\x00" + _int32.pack(len(cursor) + 5) + cursor + b"\x00"
             body += b"\x01ok\x00" + struct.pack("<d", 1.0)
             reply = _int32.pack(len(body) + 5) + body + b"\x00"
@@ -64,13 +75,22 @@ class Store:
 
 def _hello(cmd: dict[str, Any], conn_id: int) -> bytes:
     # No topologyVersion: drivers poll instead of holding an awaitable hello open.
-    return bson.encode({"isWritablePrimary" if "hello" in cmd else "ismaster": True,
-                        "helloOk": True, "maxBsonObjectSize": 16777216,
-                        "maxMessageSizeBytes": 48000000, "maxWriteBatchSize": 100000,
-                        "localTime": datetime.datetime.now(datetime.UTC),
-                        "logicalSessionTimeoutMinutes": 30, "connectionId": conn_id,
-                        "minWireVersion": 0, "maxWireVersion": 25, "readOnly": False,
-                        "ok": 1.0})  # fmt: skip
+    return bson.encode(
+        {
+            "isWritablePrimary" if "hello" in cmd else "ismaster": True,
+            "helloOk": True,
+            "maxBsonObjectSize": 16777216,
+            "maxMessageSizeBytes": 48000000,
+            "maxWriteBatchSize": 100000,
+            "localTime": datetime.datetime.now(datetime.UTC),
+            "logicalSessionTimeoutMinutes": 30,
+            "connectionId": conn_id,
+            "minWireVersion": 0,
+            "maxWireVersion": 25,
+            "readOnly": False,
+            "ok": 1.0,
+        }
+    )
 
 
 def reply_body(store: Store, cmd: dict[str, Any], sequences: dict[str, int], conn_id: int) -> bytes:
@@ -80,7 +100,7 @@ def reply_body(store: Store, cmd: dict[str, Any], sequences: dict[str, int], con
     if name == "find":
         skip = min(int(cmd.get("skip") or 0), len(store.docs))
         count = min(abs(int(cmd.get("limit") or 0)) or 101, int(cmd.get("batchSize") or 101))
-        return store.find("%s.%s" % (cmd["$db"], cmd["find"]), skip, count)
+        return store.find(f"{cmd['$db']}.{cmd['find']}", skip, count)
     for command, field in (("insert", "documents"), ("update", "updates"), ("delete", "deletes")):
         if name == command:  # insert_many sends its documents as a kind-1 sequence
             n = len(cmd.get(field) or ()) + sequences.get(field, 0)
@@ -128,7 +148,9 @@ class WireProtocol(asyncio.Protocol):
             return
         (flags,) = struct.unpack_from("<I", data, pos + 16)
         if data.startswith(b"ping\x00", pos + 26) and b"delayMS" not in data[pos : pos + length]:
-            self.transport.write(struct.pack("<iii", 12 + len(_PING_TAIL), 0, request_id) + _PING_TAIL)
+            self.transport.write(
+                struct.pack("<iii", 12 + len(_PING_TAIL), 0, request_id) + _PING_TAIL
+            )
             return
         end, p = pos + length - (4 if flags & CHECKSUM_PRESENT else 0), pos + 20
         cmd, sequences = None, {}
@@ -161,12 +183,13 @@ class WireProtocol(asyncio.Protocol):
 
 async def serve(port: int, store: Store) -> None:
     loop = asyncio.get_running_loop()
-    listener = await loop.create_server(lambda: WireProtocol(store), "127.0.0.1", port,
-                                        backlog=4096, reuse_address=True)  # fmt: skip
+    listener = await loop.create_server(
+        lambda: WireProtocol(store), "127.0.0.1", port, backlog=4096, reuse_address=True
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    sys.stdout.write("ready %d\n" % listener.sockets[0].getsockname()[1])
+    sys.stdout.write(f"ready {listener.sockets[0].getsockname()[1]}\n")
     sys.stdout.flush()
     await stop.wait()
     listener.close()

@@ -123,9 +123,11 @@ async def curve(call: Callable[[int], Awaitable[Any]], n: int, ops: int) -> dict
             await call(i)
             latencies.append(pc() - t0)
 
-    # Warm-up at the same concurrency: the pool holds the connections it will use.
-    await asyncio.gather(*(stream(k, max(n, ops // 10)) for k in range(n)))
-    latencies.clear()
+    async def warm(k: int, w: int) -> None:  # up to 200 at once: the pool fills up (100)
+        for i in range(k, max(w, ops // 10), w):
+            await call(i)
+
+    await asyncio.gather(*(warm(k, min(n, 200)) for k in range(min(n, 200))))
     gc.collect()
     cpu0, t0 = time.process_time(), pc()
     await asyncio.gather(*(stream(k, ops) for k in range(n)))
@@ -229,7 +231,7 @@ def main() -> None:
         import traceback
 
         traceback.print_exc()
-        result = {"error": "%s: %s" % (type(exc).__name__, exc)}
+        result = {"error": f"{type(exc).__name__}: {exc}"}
     sys.stdout.write("RESULT " + json.dumps(result) + "\n")
     sys.stdout.flush()
     sys.stderr.flush()
