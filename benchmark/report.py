@@ -24,6 +24,7 @@ from benchmark.suite import CONCURRENCY, CONTENDERS, OUTPUT, PENDING, ROOT
 OUT = os.path.join(ROOT, "doc", "benchmark-results")
 COLORS = {
     "greenmotor": "#2ca02c",
+    "greenmotor-iostream": "#bcbd22",
     "greenmotor-uvloop": "#98df8a",
     "motor": "#1f77b4",
     "async": "#d62728",
@@ -296,8 +297,8 @@ def targets_table(r: Results) -> str:
     columns = [
         (p, g)
         for p in r.placements
-        for g in ("greenmotor", "greenmotor-uvloop")
-        if g in r.contenders
+        for g in ("greenmotor", "greenmotor-uvloop", "greenmotor-iostream")
+        if g in r.contenders and (p == r.placements[0] or g == "greenmotor")
     ]
     by_column = [targets(r, p, g) for p, g in columns]
     mark = {True: " ✓", False: " ✗", None: ""}

@@ -29,12 +29,15 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
+from greenmotor import green_socket
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, "benchmark", "results", "latest.json")
 
 CONTENDERS = {
     "greenmotor": "greenmotor",
     "greenmotor-uvloop": "greenmotor on uvloop",
+    "greenmotor-iostream": "greenmotor, IOStream sockets",
     "motor": "Motor 3",
     "async": "AsyncMongoClient",
     "sync": "sync PyMongo",
@@ -142,6 +145,9 @@ def available(contenders: list[str]) -> list[str]:
     needs = {"motor": "motor", "greenmotor-uvloop": "uvloop"}
     out = []
     for c in contenders:
+        if c.endswith("-iostream") and not hasattr(green_socket, "use_socket_layer"):
+            print(f"skipping {c}: this greenmotor has one socket layer")
+            continue
         try:
             if c in needs:
                 metadata.version(needs[c])

@@ -63,8 +63,11 @@ def open_client(contender: str, uri: str, options: dict[str, Any]) -> Any:
 
     if contender == "motor":
         from motor.motor_tornado import MotorClient
-    else:  # greenmotor, greenmotor-uvloop
-        from greenmotor import MotorClient
+    else:  # greenmotor, greenmotor-uvloop, greenmotor-iostream
+        from greenmotor import MotorClient, green_socket
+
+        if contender.endswith("-iostream"):
+            green_socket.use_socket_layer("iostream")
     return MotorClient(uri, io_loop=IOLoop.current(), **options)
 
 
