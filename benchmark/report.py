@@ -93,7 +93,7 @@ def method_table(r: Results) -> str:
             "Versions",
             ", ".join(f"{k} {val}" for k, val in v.items() if val) + f", Python {m['python']}",
         ],
-        ["greenmotor commit", m["greenmotor_commit"]],
+        ["Commit (this checkout)", m["greenmotor_commit"]],
     ]
     return table("How these figures were produced", ["", ""], rows)
 
