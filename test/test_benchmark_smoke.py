@@ -20,6 +20,7 @@ import pytest
 pytestmark = pytest.mark.slow  # runs the benchmark suite in a subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow  # a minute of subprocesses
 
 
 @pytest.fixture(scope="module")
