@@ -8,6 +8,7 @@ loop a client belongs to, attribute access to databases and collections - is wri
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import weakref
@@ -32,7 +33,7 @@ from greenmotor.metaprogramming import (
     ReadOnly,
     unwrap_all,
 )
-from greenmotor.pymongo_hooks import green_mongo_client
+from greenmotor.pymongo_hooks import GreenPool, green_mongo_client
 
 __all__ = ["MotorClient", "MotorCollection", "MotorDatabase"]
 
@@ -53,6 +54,26 @@ def _starting_on(loop: asyncio.AbstractEventLoop) -> None:
     _last_loop.ref = weakref.ref(loop)
     if previous is not None and previous.is_closed():
         cancel_abandoned()
+
+
+def _checked_pool_class(pool_class: Any) -> Any:
+    """A ``_pool_class`` given to a client: a GreenPool subclass, or a partial of one.
+
+    PyMongo's ``_pool_class`` hook makes a client's pools of another class (PyMongo's test
+    suite mocks a topology that way). greenmotor's pools must stay green - their waits
+    switch greenlets - so the class must derive from :class:`~greenmotor.pymongo_hooks.GreenPool`::
+
+        class CountingPool(GreenPool, MyPyMongoPool): ...
+        MotorClient(_pool_class=CountingPool)
+    """
+    cls = pool_class.func if isinstance(pool_class, functools.partial) else pool_class
+    if isinstance(cls, type) and issubclass(cls, GreenPool):
+        return pool_class
+    raise TypeError(
+        f"_pool_class={pool_class!r} is not green: pass a subclass of "
+        "greenmotor.pymongo_hooks.GreenPool (or a functools.partial of one), e.g. "
+        "class MyPool(GreenPool, MyPyMongoPool)"
+    )
 
 
 class _CommonProperties(MotorWrapper):
@@ -175,8 +196,9 @@ class MotorClient(_CommonProperties):
             self._framework.check_io_loop(io_loop)
         else:
             io_loop = None
-        if "_pool_class" in kwargs or "_condition_class" in kwargs:
-            raise TypeError("greenmotor sets _pool_class and _condition_class itself")
+        if "_condition_class" in kwargs:
+            raise TypeError("greenmotor sets _condition_class itself")
+        pool_class = kwargs.pop("_pool_class", None)
         their_driver = kwargs.get("driver")
         if their_driver and not isinstance(their_driver, DriverInfo):
             raise TypeError(
@@ -185,6 +207,8 @@ class MotorClient(_CommonProperties):
             )
         kwargs["driver"] = motor_driver_info(self._framework.name, their_driver or None)
         kwargs.setdefault("connect", False)  # no I/O, and no threads, until first use
+        if pool_class is not None:
+            kwargs["_pool_class"] = _checked_pool_class(pool_class)
         self.delegate = green_mongo_client(*args, **kwargs)
         if self.delegate._encrypter is not None:
             # auto_encryption_opts: PyMongo built a blocking _Encrypter (mongocryptd through a

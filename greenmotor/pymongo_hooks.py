@@ -204,5 +204,6 @@ def install_green_sleeps() -> None:
 def green_mongo_client(*args: Any, **kwargs: Any) -> GreenMongoClient:
     """A PyMongo client (PyMongo's arguments) whose pools, waits and sleeps are green."""
     install_green_sleeps()
-    kwargs.update(_pool_class=GreenPool, _condition_class=GreenCondition)
+    kwargs.setdefault("_pool_class", GreenPool)  # or a subclass (MotorClient checks it)
+    kwargs["_condition_class"] = GreenCondition
     return GreenMongoClient(*args, **kwargs)

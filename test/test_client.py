@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import subprocess
 import sys
 import threading
 
 import pymongo
+import pymongo.synchronous.pool
 import pytest
 import tornado
 from bson import SON, CodecOptions
@@ -23,7 +25,7 @@ from tornado import gen
 from tornado.ioloop import IOLoop
 
 import greenmotor
-from greenmotor import GreenmotorUsageError, MotorClient, MotorDatabase
+from greenmotor import GreenmotorUsageError, MotorClient, MotorDatabase, green_pool, pymongo_hooks
 
 #: The platform Motor names in the handshake, per flavour.
 PLATFORMS = {"tornado": f"Tornado {tornado.version}", "asyncio": "asyncio"}
@@ -59,8 +61,45 @@ def test_constructor_rejects_bad_arguments(io_loop):
         MotorClient("localhost", notAnOption=1, io_loop=io_loop)
     with pytest.raises(ValueError, match="maxPoolSize must be a non negative integer"):
         MotorClient(maxPoolSize=-1, io_loop=io_loop)
-    with pytest.raises(TypeError, match="greenmotor sets _pool_class"):
-        MotorClient(_pool_class=object, io_loop=io_loop)
+    with pytest.raises(TypeError, match="subclass of greenmotor.pymongo_hooks.GreenPool"):
+        MotorClient(_pool_class=pymongo.synchronous.pool.Pool, io_loop=io_loop)
+    with pytest.raises(TypeError, match="greenmotor sets _condition_class"):
+        MotorClient(_condition_class=object, io_loop=io_loop)
+
+
+async def test_pool_class_hook_takes_a_green_pool(server_uri, io_loop):
+    # PyMongo's _pool_class hook (its own suite's MockClient uses it) with a GreenPool
+    # subclass mixed with a PyMongo Pool subclass: greenmotor's pool still waits green.
+    checkouts: list[tuple[str, int]] = []
+
+    class RecordingPool(pymongo.synchronous.pool.Pool):
+        def __init__(self, owner: str, address: tuple[str, int], *args, **kwargs) -> None:
+            self.owner = owner
+            super().__init__(address, *args, **kwargs)
+
+        def checkout(self, handler=None):
+            checkouts.append((self.owner, len(checkouts)))
+            return super().checkout(handler)
+
+    class GreenRecordingPool(pymongo_hooks.GreenPool, RecordingPool):
+        pass
+
+    client = MotorClient(
+        server_uri,
+        maxPoolSize=1,
+        _pool_class=functools.partial(GreenRecordingPool, "test"),
+        io_loop=io_loop,
+    )
+    try:
+        # 20 operations on one connection: 19 wait in the pool's queue, which only a green
+        # wait survives on the loop's thread (a real wait would deadlock).
+        await asyncio.gather(*(client.admin.command("ping") for _ in range(20)))
+        pool = next(iter(client.delegate._topology._servers.values())).pool
+        assert isinstance(pool, GreenRecordingPool)
+        assert isinstance(pool.size_cond, green_pool.GreenCondition)
+        assert len(checkouts) >= 20 and {owner for owner, _ in checkouts} == {"test"}
+    finally:
+        client.close()
 
 
 async def test_future_style(client, io_loop):

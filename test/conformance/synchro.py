@@ -75,6 +75,7 @@ from greenmotor.core import Wakeup, current_driver_greenlet, spawn
 from greenmotor.cursor import MotorLatentCommandCursor
 from greenmotor.gridfs import MotorGridFSBucket, MotorGridIn, MotorGridOut, MotorGridOutCursor
 from greenmotor.metaprogramming import MotorWrapper
+from greenmotor.pymongo_hooks import GreenMongoClient, GreenPool
 
 __all__ = [
     "ChangeStream",
@@ -273,7 +274,49 @@ def _run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return wrap(loop_thread.call(lambda: fn(*args, **kwargs)))
 
 
-class Synchro:
+class _SynchroMeta(type):
+    """Private names of a facade *class* are those of the PyMongo class underneath.
+
+    Tests patch PyMongo internals on the client's class, e.g.
+    ``patch.object(type(client), "_should_pin_cursor", ...)``: reading, setting and deleting
+    such a name on ``synchro.MongoClient`` acts on greenmotor's PyMongo client class, so the
+    patch reaches the clients greenmotor runs (and no plain PyMongo client).
+    """
+
+    def _pymongo_class(cls) -> type | None:
+        if issubclass(cls, MongoClient):
+            return GreenMongoClient
+        return getattr(cls.__dict__.get("_motor_class"), "__delegate_class__", None)
+
+    def _redirects(cls, name: str) -> bool:
+        private = name.startswith("_") and not name.startswith("__")
+        return private and cls._pymongo_class() is not None and not _defined_on(cls, name)
+
+    def __getattr__(cls, name: str) -> Any:
+        if name.startswith("_") and not name.startswith("__"):
+            pymongo_class = cls._pymongo_class()
+            if pymongo_class is not None:
+                return getattr(pymongo_class, name)
+        raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+
+    def __setattr__(cls, name: str, value: Any) -> None:
+        if cls._redirects(name):
+            setattr(cls._pymongo_class(), name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def __delattr__(cls, name: str) -> None:
+        if cls._redirects(name):
+            delattr(cls._pymongo_class(), name)
+        else:
+            super().__delattr__(name)
+
+
+def _defined_on(cls: type, name: str) -> bool:
+    return any(name in klass.__dict__ for klass in cls.__mro__)
+
+
+class Synchro(metaclass=_SynchroMeta):
     """Base of the facade classes: wraps one greenmotor object, ``_motor``."""
 
     _motor_class: type = object
@@ -418,6 +461,8 @@ class MongoClient(_NamedChildren):
         given = set(names[: len(args)]) | set(kwargs)
         defaults = {"host": type(self).HOST, "port": type(self).PORT, "connect": True}
         kwargs.update({key: value for key, value in defaults.items() if key not in given})
+        if "_pool_class" in kwargs:
+            kwargs["_pool_class"] = green_pool_class(kwargs["_pool_class"])
         motor = greenmotor.MotorClient(*args, io_loop=loop_thread.io_loop, **kwargs)
         object.__setattr__(self, "_motor", motor)
         _remember(motor.delegate, self)
@@ -431,6 +476,20 @@ class MongoClient(_NamedChildren):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def green_pool_class(pool_class: Any) -> Any:
+    """A PyMongo ``_pool_class`` (or a partial of one) made green: GreenPool mixed in first.
+
+    PyMongo's MockClient passes ``partial(MockPool, client)``: a Pool subclass that routes
+    checkouts by mocked host. Mixed in after GreenPool it keeps that routing while the pool's
+    queues, sockets and connections are greenmotor's own, so the tests check greenmotor's pool.
+    """
+    partial = pool_class if isinstance(pool_class, functools.partial) else None
+    cls = partial.func if partial else pool_class
+    if not issubclass(cls, GreenPool):
+        cls = type(f"Green{cls.__name__}", (GreenPool, cls), {})
+    return functools.partial(cls, *partial.args, **partial.keywords) if partial else cls
 
 
 class Database(_NamedChildren):

@@ -116,9 +116,14 @@ class PytestRun:
     package: str = "test"  # the dotted package of the modules run (JUnit class names)
     id_prefix: str = ""  # what test ids start with: the package's directory below test/
 
-    def run(self, name: str, mode: str, targets: list[str], args: list[str]) -> ModuleRun:
-        """Run pytest on ``targets`` against a fresh SecantusDB, as ``name`` in ``mode``."""
-        server = SecantusServer("--enable-test-commands", port=server_port())
+    def run(
+        self, name: str, mode: str, targets: list[str], args: list[str], port: int | None = None
+    ) -> ModuleRun:
+        """Run pytest on ``targets`` against a fresh SecantusDB, as ``name`` in ``mode``.
+
+        The server listens on ``port``, or on :func:`server_port`'s choice.
+        """
+        server = SecantusServer("--enable-test-commands", port=port or server_port())
         server.start()
         server.wait_ready()
         xml = self.results / mode / f"{name}.xml"
