@@ -6,21 +6,26 @@ project's own suite, against its SecantusDB server.
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import pymongo
 import pymongo.errors
 import pymongo.monitoring
 import pytest
+from pymongo.synchronous.pool import Pool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synchro  # noqa: E402
 import synchro_plugin  # noqa: E402
 from support.failpoints import fail_command  # noqa: E402
+
+from greenmotor.green_pool import GreenCondition, GreenMongoClient, GreenPool  # noqa: E402
 
 
 @pytest.fixture
@@ -168,3 +173,45 @@ def test_only_the_test_package_is_redirected():
     assert synchro_plugin.in_test_package("test")
     assert not synchro_plugin.in_test_package("testing")
     assert not synchro_plugin.in_test_package("pymongo.synchronous.collection")
+
+
+def test_patching_a_private_method_on_the_client_class_reaches_greenmotor(facade, things):
+    # PyMongo's tests patch internals on type(client); the facade class forwards them to
+    # greenmotor's PyMongo client class, and removes them again afterwards.
+    calls = []
+    original = pymongo.MongoClient._should_pin_cursor
+    with patch.object(type(facade), "_should_pin_cursor", side_effect=lambda *a: calls.append(a)):
+        assert "_should_pin_cursor" in GreenMongoClient.__dict__
+        things.insert_many([{"_id": i} for i in range(3)])
+        assert len(list(things.find(batch_size=1))) == 3
+    assert calls  # greenmotor's client consulted the patched method
+    assert "_should_pin_cursor" not in GreenMongoClient.__dict__
+    assert pymongo.MongoClient._should_pin_cursor is original  # plain PyMongo untouched
+
+
+def test_mock_pool_class_is_made_green(server_uri):
+    # PyMongo's MockClient passes partial(MockPool, client): the facade mixes GreenPool in
+    # first, so greenmotor's own pool runs with the mock's checkout routing.
+    checkouts = []
+
+    class RoutingPool(Pool):
+        def __init__(self, tag, address, *args, **kwargs):
+            self.tag = tag
+            Pool.__init__(self, address, *args, **kwargs)  # as MockPool does: GreenPool's
+            # __init__ must still run, so GreenPool comes first in the green class
+
+        def checkout(self, handler=None):
+            checkouts.append(self.tag)
+            return Pool.checkout(self, handler)
+
+    green = synchro.green_pool_class(functools.partial(RoutingPool, "mock"))
+    assert issubclass(green.func, GreenPool) and green.args == ("mock",)
+    client = synchro.MongoClient(server_uri, _pool_class=functools.partial(RoutingPool, "mock"))
+    try:
+        client.admin.command("ping")
+        pool = next(iter(client._topology._servers.values())).pool
+        assert isinstance(pool, RoutingPool) and isinstance(pool, GreenPool)
+        assert isinstance(pool.size_cond, GreenCondition)
+        assert "mock" in checkouts
+    finally:
+        client.close()
