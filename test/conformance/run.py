@@ -75,9 +75,15 @@ LEFT_OUT: dict[str, str] = {
     "test_load_balancer": "needs a load balancer in front of mongos",
     "test_ocsp_support": "needs OCSP responders and a TLS server configured for stapling",
     "test_sfp": "needs an Atlas Secure Frontend Processor (a cloud service)",
-    "test_fuzz_capture": "fuzzes BSON decoding with an external corpus; no driver code runs",
-    "test_typing": "runs mypy on typing snippets; no driver call at run time",
-    "test_typing_strict": "runs mypy on typing snippets; no driver call at run time",
+    "test_client_metadata": (
+        "its prose tests hang with plain PyMongo here (the second test waits forever on a "
+        "lock, beyond pytest-timeout's reach); a mockupdb module, outside PyMongo's default "
+        "run; its unified handshake tests also run in test_handshake_unified"
+    ),
+    "test_fuzz_capture": (
+        "tests PyMongo's fuzzing tool (fuzz/capture_corpus.py, not in the sdist's test/); "
+        "no driver code runs"
+    ),
 }
 
 #: pytest markers a module's tests carry instead of the suite's default marker.
@@ -102,6 +108,9 @@ QUICK = [
 #: Test modules that are directories of modules (one run for the directory).
 DIRECTORIES = ("mockupdb",)
 
+#: Modules the reference recorded under this many seconds share pytest runs, BATCH_SIZE each.
+SHORT_SECONDS = 45.0
+BATCH_SIZE = 12
 PER_TEST_TIMEOUT = 300  # seconds; a hang fails one test instead of the run
 PER_MODULE_TIMEOUT = 1800
 UPDATE_COMMAND = "python test/conformance/run.py --update-reference"
@@ -163,6 +172,57 @@ def run_module(
     return pytest.run(module, mode, targets or default, args, port=port)
 
 
+def plan(suite: Path, modules: list[str], expected: dict[str, float]) -> list[list[str]]:
+    """The units of work: a long module alone, short ones in batches of one pytest run.
+
+    A batch saves a server start and the suite's import per module (most of a short module's
+    time); PyMongo's own CI runs the whole suite in one pytest process. A module is short if
+    the reference file recorded it under :data:`SHORT_SECONDS`; modules with their own pytest
+    marker, directories and modules not recorded yet run alone. Batches never mix modules
+    that connect to the default address with others (only run 0 takes those).
+    """
+    alone, short, short_default = [], [], []
+    for module in modules:
+        if expected.get(module, SHORT_SECONDS) >= SHORT_SECONDS or module in MARKERS:
+            alone.append([module])
+        elif uses_default_address(suite, module):
+            short_default.append(module)
+        else:
+            short.append(module)
+    batches = [
+        group[i : i + BATCH_SIZE]
+        for group in (short, short_default)
+        for i in range(0, len(group), BATCH_SIZE)
+    ]
+    cost = lambda unit: sum(expected.get(m, 2 * SHORT_SECONDS) for m in unit)  # noqa: E731
+    return sorted(alone + batches, key=lambda unit: -cost(unit))
+
+
+def run_unit(
+    suite: Path,
+    unit: list[str],
+    mode: str,
+    results: Path,
+    pytest_args: list[str],
+    port: int,
+) -> list[ModuleRun]:
+    """Run a module alone, or a batch in one pytest run split back into its modules."""
+    if len(unit) == 1:
+        return [run_module(suite, unit[0], mode, results, pytest_args, port=port)]
+    pytest = PytestRun(suite, results, [HERE, REPO], PER_TEST_TIMEOUT, PER_MODULE_TIMEOUT)
+    plugin = ["-p", "synchro_plugin"] if mode.startswith("greenmotor") else []
+    name = f"batch-{unit[0]}-{len(unit)}"
+    targets = [f"test/{module}.py" for module in unit]
+    batch = pytest.run(name, mode, targets, plugin + pytest_args, port=port)
+    overhead = batch.seconds - sum(outcome.seconds for outcome in batch.outcomes.values())
+    runs = []
+    for module in unit:
+        outcomes = {t: o for t, o in batch.outcomes.items() if module_of(t) == module}
+        seconds = overhead / len(unit) + sum(o.seconds for o in outcomes.values())
+        runs.append(ModuleRun(module, mode, seconds, outcomes, batch.crashed))
+    return runs
+
+
 def run_all(
     suite: Path,
     modules: list[str],
@@ -173,33 +233,34 @@ def run_all(
     expected: dict[str, float],
     each: Callable[[ModuleRun], object] = lambda run: None,
 ) -> list[ModuleRun]:
-    """Run the modules in ``jobs`` parallel runs, the longest first; print a line for each.
+    """Run the modules in ``jobs`` parallel runs, the longest units first; print each module.
 
     Run 0 uses port 27017 (unless something else listens there) and is the only one to take
     the modules that connect to the default address; the others use free ports.
     """
-    pending = sorted(modules, key=lambda module: -expected.get(module, 60.0))
+    pending = plan(suite, modules, expected)
     default_address = {module for module in modules if uses_default_address(suite, module)}
     lock = threading.Lock()
     done: list[ModuleRun] = []
 
-    def next_module(worker: int) -> str | None:
+    def next_unit(worker: int) -> list[str] | None:
         with lock:
-            for module in pending:
-                if worker == 0 or module not in default_address:
-                    pending.remove(module)
-                    return module
+            for unit in pending:
+                if worker == 0 or not default_address.intersection(unit):
+                    pending.remove(unit)
+                    return unit
         return None
 
     def work(worker: int) -> None:
-        while (module := next_module(worker)) is not None:
+        while (unit := next_unit(worker)) is not None:
             port = server_port() if worker == 0 else free_port()
-            run = run_module(suite, module, mode, results, pytest_args, port=port)
-            line = f"  {mode:10} {module:44} {summary(counts([run])):36} {run.seconds:6.0f}s"
-            with lock:
-                done.append(run)
-                each(run)
-                print(line + (f"  [{run.crashed}]" if run.crashed else ""), flush=True)
+            for run in run_unit(suite, unit, mode, results, pytest_args, port):
+                line = f"  {mode:10} {run.module:44} {summary(counts([run])):36} "
+                line += f"{run.seconds:6.0f}s" + (" (batch)" if len(unit) > 1 else "")
+                with lock:
+                    done.append(run)
+                    each(run)
+                    print(line + (f"  [{run.crashed}]" if run.crashed else ""), flush=True)
 
     threads = [threading.Thread(target=work, args=(worker,)) for worker in range(jobs)]
     for thread in threads:
