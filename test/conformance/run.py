@@ -90,7 +90,7 @@ LEFT_OUT: dict[str, str] = {
 MARKERS: dict[str, str] = {
     "test_auth": "auth",
     "test_auth_spec": "auth",
-    "test_client_metadata": "mockupdb",
+    "test_index_management": "search_index",
     "mockupdb": "mockupdb",
 }
 
