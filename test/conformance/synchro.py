@@ -357,8 +357,7 @@ class Synchro(metaclass=_SynchroMeta):
             result = _run(method, *args, **kwargs)
             return self if unwrap(result) is self._motor else result
 
-        call.__name__ = method.__name__
-        call.__doc__ = method.__doc__
+        functools.update_wrapper(call, method)  # greenmotor's name, docstring and signature
         return call
 
     def _pymongo_attribute(self, name: str) -> Any:
@@ -671,6 +670,26 @@ class GridOut(Synchro):
 class GridOutCursor(Cursor):
     _motor_class = MotorGridOutCursor
 
+
+def _take_greenmotor_signatures() -> None:
+    """The facade's own methods show greenmotor's signature and docstring, as the others do."""
+    names = ("watch", "aggregate", "aggregate_raw_batches", "list_indexes", "list_search_indexes")
+    for cls in (MongoClient, Database, Collection):
+        for name in names:
+            motor_method = getattr(cls._motor_class, name, None)
+            facade_method = getattr(cls, name, None)
+            if motor_method is None or facade_method is None:
+                continue
+
+            def method(
+                self: Synchro, *args: Any, _facade: Any = facade_method, **kwargs: Any
+            ) -> Any:
+                return _facade(self, *args, **kwargs)
+
+            setattr(cls, name, functools.update_wrapper(method, motor_method))
+
+
+_take_greenmotor_signatures()
 
 _FACADE_CLASSES: list[type[Synchro]] = [
     GridOutCursor,

@@ -96,6 +96,10 @@ class FacadeModule(types.ModuleType):
     def __repr__(self) -> str:
         return f"<synchro facade of module {self.__name__!r}>"
 
+    def __dir__(self) -> list[str]:
+        """The real module's names (``dir(pymongo)`` in a test lists what PyMongo's does)."""
+        return dir(self.__dict__["_real_module"])
+
     def __getattr__(self, name: str) -> Any:
         child = f"{self.__name__}.{name}"
         if child in FACADE_MODULES:

@@ -19,13 +19,16 @@ import pymongo.monitoring
 import pytest
 from pymongo.synchronous.pool import Pool
 
+import greenmotor
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import synchro  # noqa: E402
 import synchro_plugin  # noqa: E402
 from support.failpoints import fail_command  # noqa: E402
 
-from greenmotor.green_pool import GreenCondition, GreenMongoClient, GreenPool  # noqa: E402
+from greenmotor.green_pool import GreenCondition  # noqa: E402
+from greenmotor.pymongo_hooks import GreenMongoClient, GreenPool  # noqa: E402
 
 
 @pytest.fixture
@@ -166,6 +169,20 @@ def test_redirected_imports_see_the_facade():
     assert top.ASCENDING == pymongo.ASCENDING
     assert imp("pymongo.errors", None, None, ("OperationFailure",), 0) is pymongo.errors
     assert imp("gridfs", None, None, ("GridFSBucket",), 0).GridFSBucket is synchro.GridFSBucket
+    facade_pymongo = imp("pymongo", None, None, ("MongoClient",), 0)
+    assert dir(facade_pymongo) == dir(pymongo)  # test_default_exports compares with __all__
+    assert facade_pymongo.__all__ == pymongo.__all__
+
+
+def test_facade_methods_show_greenmotors_signatures(things):
+    import inspect
+
+    assert "comment" in inspect.signature(things.count_documents).parameters
+    assert inspect.signature(things.watch) == inspect.signature(
+        greenmotor.MotorCollection.watch
+    ).replace(
+        parameters=list(inspect.signature(greenmotor.MotorCollection.watch).parameters.values())[1:]
+    )
 
 
 def test_only_the_test_package_is_redirected():
