@@ -350,6 +350,8 @@ class Synchro(metaclass=_SynchroMeta):
             return wrap(attr)
         if inspect.ismethod(attr) and attr.__self__ is motor:
             return self._synchronized(attr)
+        if isinstance(attr, (PyMongoClient, PyMongoClientSession)):
+            return _rewrap_pymongo(attr, self)  # e.g. cursor.session: the facade session
         return wrap(attr)
 
     def _synchronized(self, method: Callable[..., Any]) -> Callable[..., Any]:
@@ -588,6 +590,10 @@ class ClientSession(Synchro):
     def __exit__(self, *exc: Any) -> None:
         self.end_session()
 
+    def bind(self, end_session: bool = True) -> _Binding:
+        """Pass this session implicitly to the operations inside ``with``."""
+        return _Binding(self, end_session)
+
     def start_transaction(self, *args: Any, **kwargs: Any) -> _TransactionContext:
         """Start a transaction (no I/O); ``with`` commits it, or aborts on an exception."""
         self._motor.start_transaction(*args, **kwargs)
@@ -608,6 +614,27 @@ class ClientSession(Synchro):
             return await loop.run_in_executor(None, context.run, callback, self)
 
         return _run(self._motor.with_transaction, run_callback, *args, **kwargs)
+
+
+class _Binding:
+    """``with session.bind():`` - PyMongo's bound-session context variable, set by greenmotor's
+    ``bind()`` in the *caller's* context, which every facade call carries to the loop."""
+
+    def __init__(self, session: ClientSession, end_session: bool) -> None:
+        self._session = session
+        self._bound = session._motor.bind(end_session)  # greenmotor's _BoundSession
+
+    def __repr__(self) -> str:
+        return f"<synchro binding of {self._session!r}>"
+
+    def __enter__(self) -> ClientSession:
+        self._bound._binding.__enter__()
+        return self._session
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bound._binding.__exit__(*exc)
+        if self._bound._end_session:
+            self._session.end_session()
 
 
 class _TransactionContext:
@@ -638,6 +665,11 @@ class GridFSBucket(Synchro):
 class GridIn(Synchro):
     _motor_class = MotorGridIn
 
+    def __init__(self, root_collection: Collection, *args: Any, **kwargs: Any) -> None:
+        args, kwargs = _unwrap_all(args, kwargs)
+        motor = MotorGridIn(unwrap(root_collection), *args, **kwargs)
+        object.__setattr__(self, "_motor", motor)
+
     def __enter__(self) -> GridIn:
         return self
 
@@ -650,6 +682,11 @@ class GridIn(Synchro):
 
 class GridOut(Synchro):
     _motor_class = MotorGridOut
+
+    def __init__(self, root_collection: Collection, *args: Any, **kwargs: Any) -> None:
+        args, kwargs = _unwrap_all(args, kwargs)
+        motor = MotorGridOut(unwrap(root_collection), *args, **kwargs)
+        object.__setattr__(self, "_motor", motor)
 
     def __iter__(self) -> GridOut:
         return self
