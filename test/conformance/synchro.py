@@ -64,6 +64,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from gridfs.synchronous.grid_file import GridOutCursor as PyMongoGridOutCursor
 from pymongo.synchronous.client_session import ClientSession as PyMongoClientSession
 from pymongo.synchronous.collection import Collection as PyMongoCollection
 from pymongo.synchronous.database import Database as PyMongoDatabase
@@ -670,6 +671,16 @@ class GridIn(Synchro):
         motor = MotorGridIn(unwrap(root_collection), *args, **kwargs)
         object.__setattr__(self, "_motor", motor)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # PyMongo's ``grid_in.x = 1`` sets a field of the file document (sent at close, or at
+        # once after it): greenmotor's (Motor's) ``set(name, value)``. Properties and
+        # internals keep the base behaviour (read-only properties raise AttributeError).
+        delegate = self._motor.delegate
+        if name.startswith("_") or hasattr(type(delegate), name) or name in delegate.__dict__:
+            super().__setattr__(name, value)
+        else:
+            _run(self._motor.set, name, value)
+
     def __enter__(self) -> GridIn:
         return self
 
@@ -687,6 +698,14 @@ class GridOut(Synchro):
         args, kwargs = _unwrap_all(args, kwargs)
         motor = MotorGridOut(unwrap(root_collection), *args, **kwargs)
         object.__setattr__(self, "_motor", motor)
+
+    def __getattr__(self, name: str) -> Any:
+        # PyMongo's GridOut reads its file document on first use; greenmotor's (as Motor's)
+        # wants ``await grid_out.open()`` first. The facade opens it where PyMongo would.
+        opening = name.startswith("_") or name in ("open", "delegate")
+        if not opening and not self._motor.delegate._file:
+            _run(self._motor.open)
+        return super().__getattr__(name)
 
     def __iter__(self) -> GridOut:
         return self
@@ -706,6 +725,30 @@ class GridOut(Synchro):
 
 class GridOutCursor(Cursor):
     _motor_class = MotorGridOutCursor
+
+    def __init__(
+        self,
+        collection: Collection,
+        filter: Any = None,
+        skip: int = 0,
+        limit: int = 0,
+        no_cursor_timeout: bool = False,
+        sort: Any = None,
+        batch_size: int = 0,
+        session: Any = None,
+    ) -> None:
+        motor_collection = unwrap(collection)
+        cursor = PyMongoGridOutCursor(
+            motor_collection.delegate,
+            filter,
+            skip=skip,
+            limit=limit,
+            no_cursor_timeout=no_cursor_timeout,
+            sort=sort,
+            batch_size=batch_size,
+            session=unwrap(session).delegate if session is not None else None,
+        )
+        object.__setattr__(self, "_motor", MotorGridOutCursor(cursor, motor_collection))
 
 
 def _take_greenmotor_signatures() -> None:
