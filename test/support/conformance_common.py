@@ -235,7 +235,7 @@ def read_exclusions(path: Path) -> dict[str, str]:
 
 
 def exclusion_for(test_id: str, exclusions: dict[str, str]) -> str | None:
-    for pattern, reason in exclusions.items():
+    for pattern in exclusions:
         if fnmatch.fnmatchcase(test_id, pattern):
             return pattern
     return None
