@@ -12,25 +12,25 @@ from greenmotor.pymongo_check import check_pymongo
 
 check_pymongo()
 
-from greenmotor.change_stream import MotorChangeStream  # noqa: E402
-from greenmotor.client import MotorClient, MotorCollection, MotorDatabase  # noqa: E402
-from greenmotor.core import GreenmotorUsageError  # noqa: E402
-from greenmotor.cursor import (  # noqa: E402
+from greenmotor.change_stream import MotorChangeStream
+from greenmotor.client import MotorClient, MotorCollection, MotorDatabase
+from greenmotor.core import GreenmotorUsageError
+from greenmotor.cursor import (
     MotorCommandCursor,
     MotorCursor,
     MotorLatentCommandCursor,
     MotorRawBatchCommandCursor,
     MotorRawBatchCursor,
 )
-from greenmotor.encryption import MotorClientEncryption  # noqa: E402
-from greenmotor.gridfs import (  # noqa: E402
+from greenmotor.encryption import MotorClientEncryption
+from greenmotor.gridfs import (
     MotorGridFSBucket,
     MotorGridIn,
     MotorGridOut,
     MotorGridOutCursor,
 )
-from greenmotor.metaprogramming import check_wrap_names  # noqa: E402
-from greenmotor.session import MotorClientSession  # noqa: E402
+from greenmotor.metaprogramming import check_wrap_names
+from greenmotor.session import MotorClientSession
 
 check_wrap_names()  # every module's classes are declared: a wrap= typo fails here
 

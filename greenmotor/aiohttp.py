@@ -90,13 +90,13 @@ def _config_error(request: aiohttp.web.Request) -> NoReturn:
     raise aiohttp.web.HTTPInternalServerError(text=msg) from None
 
 
-def _mark_as_coroutine_function(handler: object) -> None:
+def _mark_as_coroutine_function(handler: Callable[..., Any]) -> None:
     """Let aiohttp see an instance with ``async def __call__`` as the coroutine function it
     behaves as: otherwise ``add_route`` warns "Bare functions are deprecated" and wraps it."""
     if sys.version_info >= (3, 12):
-        inspect.markcoroutinefunction(handler)  # type: ignore[arg-type]
+        inspect.markcoroutinefunction(handler)
     else:  # what asyncio.iscoroutinefunction, which aiohttp asks on 3.11, looks for
-        handler._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+        vars(handler)["_is_coroutine"] = vars(asyncio.coroutines)["_is_coroutine"]
 
 
 class AIOHTTPGridFS:

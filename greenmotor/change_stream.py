@@ -68,11 +68,12 @@ class MotorChangeStream(MotorWrapper):
         state = "closed" if self._closed else ("not started" if self.delegate is None else "open")
         return f"<{type(self).__name__} {state} on {self._target!r}>"
 
-    def _open(self) -> ChangeStream:
+    def _open(self) -> ChangeStream[Any]:
         # In a greenlet: opening the stream is an aggregate command.
         if self.delegate is None:
             self.delegate = self._target.watch(**self._kwargs)
-        return self.delegate
+        stream: ChangeStream[Any] = self.delegate
+        return stream
 
     def _run(self, method: str, callback: Any) -> Any:
         return self._async_call(lambda: getattr(self._open(), method)(), callback)

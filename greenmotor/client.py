@@ -12,7 +12,7 @@ import functools
 import os
 import threading
 import weakref
-from typing import Any
+from typing import Any, Self
 
 import pymongo
 import pymongo.mongo_client  # noqa: F401 - as with Motor, pymongo.mongo_client is loaded
@@ -120,7 +120,7 @@ class _CommonProperties(MotorWrapper):
 
     def _latent(
         self, cls: type[MotorLatentCommandCursor], method: str, *args: Any, **kwargs: Any
-    ) -> Any:
+    ) -> MotorLatentCommandCursor:
         args, kwargs = unwrap_all(args, kwargs)
         return self._flavoured(cls)(self, getattr(self.delegate, method), *args, **kwargs)
 
@@ -373,7 +373,7 @@ class _Namespace(_CommonProperties):
     """
 
     def __bool__(self) -> bool:
-        return self.delegate.__bool__()  # type: ignore[no-any-return]  # PyMongo's refusal
+        return bool(self.delegate)  # PyMongo's Database and Collection refuse, saying why
 
 
 class MotorDatabase(_Namespace):
@@ -524,10 +524,8 @@ class MotorCollection(_Namespace):
         self._database = database
 
     @classmethod
-    def _from_delegate(cls, owner: MotorWrapper, delegate: Any) -> Any:
+    def _from_delegate(cls, owner: MotorWrapper, delegate: Any) -> Self:
         collection = super()._from_delegate(owner, delegate)
-        if collection is None:
-            return None
         if isinstance(owner, MotorDatabase):
             collection._database = owner
         elif isinstance(owner, MotorCollection):
@@ -541,7 +539,7 @@ class MotorCollection(_Namespace):
         if database is None:
             database = MotorDatabase._from_delegate(self, self.delegate.database)
             self._database = database
-        return database  # type: ignore[no-any-return]
+        return database
 
     def __getattr__(self, name: str) -> MotorCollection:
         if name.startswith("_"):

@@ -6,7 +6,7 @@ Everything greenmotor does without blocking rests on three things in this module
   the event loop (the "hub"), carries the loop it belongs to, and runs in a *copy* of the
   caller's contextvars, so ``pymongo.timeout()``, bound sessions and listeners see the
   caller's context.
-* :func:`spawn` - start a call in a new DriverGreenlet and hand back an ``asyncio.Future``.
+* :func:`spawn` - start a call in a new DriverGreenlet and hand back an ``asyncio.Future[Any]``.
   The greenlet runs at once, on the caller's stack, until it would block; then it switches
   to the hub and the caller gets its Future.
 * :class:`Wakeup` - how a parked DriverGreenlet is resumed: a socket becoming ready, a timer,
@@ -34,9 +34,11 @@ import math
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-import greenlet  # type: ignore[import-untyped]
+import greenlet
+
+_T = TypeVar("_T")
 
 __all__ = [
     "DriverGreenlet",
@@ -64,19 +66,25 @@ class DriverGreenlet(greenlet.greenlet):
     clean-up (closing the connection, restoring pool counters) runs before it ends.
     """
 
+    parent: greenlet.greenlet  # the hub of the thread that made it; never None
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future,
+        future: asyncio.Future[Any],
         fn: Callable[..., Any],
-        args: tuple,
-        kwargs: dict,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> None:
         super().__init__(parent=greenlet.getcurrent())
         self.loop = loop
         self.future = future
         self.thread_id = threading.get_ident()
-        self._call: tuple[Callable[..., Any], tuple, dict] | None = (fn, args, kwargs)
+        self._call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None = (
+            fn,
+            args,
+            kwargs,
+        )
         # One copy of the caller's context per greenlet (a new greenlet would otherwise
         # start with an empty one and lose pymongo.timeout(), sessions, operation ids).
         self.gr_context = contextvars.copy_context()
@@ -86,11 +94,13 @@ class DriverGreenlet(greenlet.greenlet):
         return f"<DriverGreenlet {state} on {self.loop!r}>"
 
     def run(self) -> None:  # what greenlet.switch() starts
-        fn, args, kwargs = self._call  # type: ignore[misc]
+        call = self._call
+        assert call is not None, "a greenlet runs once"
+        fn, args, kwargs = call
         future = self.future
         try:
             result = fn(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
+        except BaseException as exc:  # every outcome goes to the Future
             if isinstance(exc, StopIteration):  # can't be a Future's exception
                 exc = StopAsyncIteration(*exc.args)
             if not future.done():
@@ -109,7 +119,7 @@ class DriverGreenlet(greenlet.greenlet):
             self._call = None
             in_flight.discard(self)
 
-    def cancel_if_needed(self, future: asyncio.Future) -> None:
+    def cancel_if_needed(self, future: asyncio.Future[Any]) -> None:
         # A Future done-callback runs as a loop callback, i.e. on the hub: the one place a
         # parked greenlet may be thrown into.
         if future.cancelled() and not self.dead:
@@ -130,7 +140,7 @@ def current_driver_greenlet() -> DriverGreenlet | None:
 
 def spawn(
     loop: asyncio.AbstractEventLoop, fn: Callable[..., Any], *args: Any, **kwargs: Any
-) -> asyncio.Future:
+) -> asyncio.Future[Any]:
     """Run ``fn(*args, **kwargs)`` in a new DriverGreenlet; return a Future of its outcome.
 
     Must be called on the loop's thread, outside any DriverGreenlet. The call starts
@@ -152,7 +162,7 @@ def spawn(
     return future
 
 
-def call_in_executor(fn: Callable[..., Any], *args: Any) -> Any:
+def call_in_executor(fn: Callable[..., _T], *args: Any) -> _T:
     """Run ``fn(*args)`` in the loop's default executor, parking the DriverGreenlet meanwhile.
 
     For blocking calls with no green form (DNS look-ups). Outside a DriverGreenlet it simply
@@ -164,7 +174,7 @@ def call_in_executor(fn: Callable[..., Any], *args: Any) -> Any:
     return wait_for_future(glet.loop.run_in_executor(None, fn, *args))
 
 
-def wait_for_future(future: asyncio.Future) -> Any:
+def wait_for_future(future: asyncio.Future[_T]) -> _T:
     """Park the current DriverGreenlet until future (of its loop) is done; its result.
 
     Several greenlets may wait on the same Future.
@@ -321,7 +331,7 @@ class Wakeup:
 _handed_over_by_thread = threading.local()
 
 
-def _handed_over() -> collections.deque:
+def _handed_over() -> collections.deque[tuple[Wakeup, Any]]:
     """This thread's FIFO of (wakeup, value) waiting for the hub."""
     queue = getattr(_handed_over_by_thread, "queue", None)
     if queue is None:
@@ -362,6 +372,6 @@ def cancel_abandoned() -> int:
             continue
         try:
             glet.throw(asyncio.CancelledError("its event loop was closed while it was in flight"))
-        except Exception:  # noqa: BLE001 - e.g. delivering to a callback of the closed loop
+        except Exception:  # e.g. delivering to a callback of the closed loop
             pass
     return len(abandoned)

@@ -53,20 +53,22 @@ def _refresh(cursor: Any) -> int:
     step Motor builds every iteration style on, so ``next``, ``fetch_next`` and ``each``
     see the same batches, and a tailable cursor's empty getMore ends an ``async for``.
     """
-    return cursor._refresh()  # type: ignore[no-any-return]
+    buffered: int = cursor._refresh()
+    return buffered
 
 
-def _take(cursor: Any, length: int | None) -> list:
+def _take(cursor: Any, length: int | None) -> list[Any]:
     """Up to length documents (all if None), fetching batches as needed: one greenlet.
 
     PyMongo's own ``to_list`` does the work: ``pymongo.timeout()`` then bounds the whole
     call, and it stops at an empty batch, so a tailable command cursor (a ``$changeStream``
     aggregate) returns what is there instead of waiting forever.
     """
-    return cursor.to_list(length)
+    documents: list[Any] = cursor.to_list(length)
+    return documents
 
 
-def _done(loop: asyncio.AbstractEventLoop, result: Any) -> asyncio.Future:
+def _done(loop: asyncio.AbstractEventLoop, result: Any) -> asyncio.Future[Any]:
     future = loop.create_future()
     future.set_result(result)
     return future
@@ -112,7 +114,7 @@ class _BaseCursor(MotorWrapper):
     def _is_tailable(self) -> bool:
         return False
 
-    def _wrap_documents(self, docs: list) -> list:
+    def _wrap_documents(self, docs: list[Any]) -> list[Any]:
         """What the caller gets for PyMongo's documents (GridFS cursors wrap them)."""
         return docs
 
@@ -129,10 +131,11 @@ class _BaseCursor(MotorWrapper):
     def _started_delegate(self) -> Any:
         return self.delegate
 
-    def _get_more(self) -> asyncio.Future:
+    def _get_more(self) -> asyncio.Future[Any]:
         """The query or a getMore, in a greenlet: a Future of the number of buffered docs."""
         self.started = True
-        return self._run(_refresh)  # type: ignore[no-any-return]
+        fetched: asyncio.Future[int] = self._run(_refresh)
+        return fetched
 
     # async for / next
     def __aiter__(self) -> _BaseCursor:
@@ -191,7 +194,7 @@ class _BaseCursor(MotorWrapper):
         self._loop().call_soon(self._each_step, callback, None)
 
     def _each_step(
-        self, callback: Callable[[Any, Any], Any], fetched: asyncio.Future | None
+        self, callback: Callable[[Any, Any], Any], fetched: asyncio.Future[Any] | None
     ) -> None:
         if fetched is not None:
             error = asyncio.CancelledError() if fetched.cancelled() else fetched.exception()
@@ -209,7 +212,7 @@ class _BaseCursor(MotorWrapper):
 
     # The pre-async-for API of Motor 1.x.
     @property
-    def fetch_next(self) -> asyncio.Future:
+    def fetch_next(self) -> asyncio.Future[Any]:
         """**Deprecated** (warns as Motor does): a Future resolving to a true value if
         :meth:`next_object` has a document to return, to a false one at the end.
 
@@ -391,7 +394,7 @@ class NeverStarted:
     """Stands in for the PyMongo object of a latent cursor or change stream closed before
     it started: nothing to kill on the server, nothing more to read."""
 
-    _data: tuple = ()
+    _data: tuple[Any, ...] = ()
     alive = False
     cursor_id = None
     address = None
@@ -413,5 +416,5 @@ class NeverStarted:
     def __iter__(self) -> Any:
         return iter(())
 
-    def to_list(self, length: int | None = None) -> list:
+    def to_list(self, length: int | None = None) -> list[Any]:
         return []

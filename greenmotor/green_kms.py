@@ -161,7 +161,7 @@ class GreenEncryptionIO(_EncryptionIO):
     spawn = with_globals(_EncryptionIO.spawn, _spawn_daemon=_spawn_daemon_off_loop)
 
 
-class GreenClientEncryption(ClientEncryption):  # type: ignore[type-arg]
+class GreenClientEncryption(ClientEncryption[Any]):
     """PyMongo's ``ClientEncryption`` (same arguments and behaviour) with green KMS I/O.
 
     Give it a key vault client whose own I/O is green (a greenmotor client's ``delegate``)

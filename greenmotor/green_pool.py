@@ -17,8 +17,10 @@ loops' ``time`` module) is :mod:`greenmotor.pymongo_hooks`' job.
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
+from typing import TYPE_CHECKING, Any
 
 from greenmotor.core import Wakeup, current_driver_greenlet
 
@@ -36,17 +38,24 @@ class GreenCondition(threading.Condition):
     timeout, and must be called with the lock held.
     """
 
+    if TYPE_CHECKING:  # threading.Condition's private API, which typeshed leaves out
+        _waiters: collections.deque[Any]
+
+        def _is_owned(self) -> bool: ...
+        def _release_save(self) -> Any: ...
+        def _acquire_restore(self, saved: Any) -> None: ...
+
     def __repr__(self) -> str:
-        return f"<GreenCondition waiters={len(self._waiters)}>"  # type: ignore[attr-defined]
+        return f"<GreenCondition waiters={len(self._waiters)}>"
 
     def wait(self, timeout: float | None = None) -> bool:
         if current_driver_greenlet() is None:
             return super().wait(timeout)
-        if not self._is_owned():  # type: ignore[attr-defined]
+        if not self._is_owned():
             raise RuntimeError("cannot wait on un-acquired lock")
         waiter = _GreenWaiter()
-        self._waiters.append(waiter)  # type: ignore[attr-defined]
-        saved = self._release_save()  # type: ignore[attr-defined]
+        self._waiters.append(waiter)
+        saved = self._release_save()
         notified = False
         try:
             notified = waiter.wakeup.wait(timeout)
@@ -54,14 +63,14 @@ class GreenCondition(threading.Condition):
             # Cancelled (CancelledError thrown in). If notify() had already chosen this
             # waiter, its wake-up is lost with us: pass it to the next waiter, or that one
             # sleeps on although, say, a pooled connection is free.
-            self._acquire_restore(saved)  # type: ignore[attr-defined]
+            self._acquire_restore(saved)
             if waiter.released:
                 self.notify()
             else:
                 self._discard(waiter)
             raise
         # The lock guards short sections without I/O, so this never waits long.
-        self._acquire_restore(saved)  # type: ignore[attr-defined]
+        self._acquire_restore(saved)
         if not notified:
             # A notify that raced the timer still counts, as it would for a thread.
             notified = waiter.released
@@ -71,7 +80,7 @@ class GreenCondition(threading.Condition):
 
     def _discard(self, waiter: _GreenWaiter) -> None:
         try:
-            self._waiters.remove(waiter)  # type: ignore[attr-defined]
+            self._waiters.remove(waiter)
         except ValueError:
             pass
 

@@ -33,11 +33,11 @@ from typing import Any, TypeVar
 
 from pymongo import _csot, network_layer
 from pymongo.errors import ConfigurationError, _OperationCancelled
+from pymongo.helpers_shared import _get_timeout_details
 from pymongo.network_layer import NetworkingInterface
 from pymongo.pool_shared import (
     _CancellationContext,
     _get_ssl_session,
-    _get_timeout_details,
     _raise_connection_failure,
     _set_keepalive_times,
 )
@@ -252,7 +252,7 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
-def getaddrinfo(host: str, port: int, family: int, type: int) -> list:
+def getaddrinfo(host: str, port: int, family: int, type: int) -> list[Any]:
     """socket.getaddrinfo that resolves names in the loop's executor when in a greenlet."""
     if _is_ip_literal(host):
         return socket.getaddrinfo(host, port, family=family, type=type)
@@ -262,7 +262,8 @@ def getaddrinfo(host: str, port: int, family: int, type: int) -> list:
 def _connect_timeout(options: Any) -> float | None:
     timeout = _csot.remaining()
     if timeout is None:
-        return options.connect_timeout
+        connect_timeout: float | None = options.connect_timeout  # PoolOptions'
+        return connect_timeout
     if timeout <= 0:
         raise TimeoutError("timed out")
     return timeout
@@ -370,7 +371,7 @@ def green_tls_handshake(
     ):
         # PyMongo turns check_hostname off for IP literals on old Pythons; check by hand then.
         try:
-            ssl.match_hostname(tls.getpeercert(), hostname=host)  # type: ignore[attr-defined]
+            ssl.match_hostname(tls.getpeercert(), hostname=host)
         except ssl.CertificateError:
             tls.close()
             raise

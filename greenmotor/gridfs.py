@@ -290,10 +290,10 @@ class MotorGridOut(_NotGeneric, MotorWrapper):
         return self
 
     async def __anext__(self) -> bytes:
-        chunk = await self.readchunk()
+        chunk: bytes = await self.readchunk()
         if not chunk:
             raise StopAsyncIteration
-        return chunk  # type: ignore[no-any-return]
+        return chunk
 
     async def stream_to_handler(self, request_handler: Any) -> None:
         """Write the rest of the file to a Tornado ``RequestHandler``, chunk by chunk.
@@ -331,10 +331,10 @@ class MotorGridOutCursor(MotorCursor):
         return MotorCollection._from_delegate(self, self.delegate._root_collection)
 
     @staticmethod
-    def _take(cursor: Any, length: int | None) -> list:
+    def _take(cursor: Any, length: int | None) -> list[Any]:
         # GridOutCursor.to_list(n) raises StopIteration when fewer than n files match
         # (PyMongo 4.20), so collect by iterating, which stops cleanly.
         return list(itertools.islice(cursor, length))
 
-    def _wrap_documents(self, docs: list) -> list:
+    def _wrap_documents(self, docs: list[Any]) -> list[Any]:
         return [MotorGridOut._from_delegate(self, doc) for doc in docs]

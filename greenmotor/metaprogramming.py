@@ -26,7 +26,7 @@ import difflib
 import inspect
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from greenmotor.core import spawn
 from greenmotor.delivery import check_callback, check_session, deliver
@@ -63,7 +63,9 @@ def _unwrap(value: Any) -> Any:
     return value.delegate if isinstance(value, MotorWrapper) else value
 
 
-def unwrap_all(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+def unwrap_all(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Motor objects given as arguments (sessions, databases...) become PyMongo's."""
     check_session(_unwrap(kwargs.get("session")))
     # Most calls carry only documents and options: don't rebuild them (hot path).
@@ -107,6 +109,12 @@ class MotorAttribute:
         made = owner._framework.classes.get(self.wrap)
         return made or for_framework(owner._framework, TORNADO.classes[self.wrap])
 
+    def wrap_result(self, owner: MotorWrapper, value: Any) -> Any:
+        """``value`` (what PyMongo returned) as ``owner``'s flavour of the ``wrap=`` class;
+        unchanged without ``wrap=``, or if None."""
+        wrap = self.wrapper_class(owner)
+        return value if wrap is None or value is None else wrap._from_delegate(owner, value)
+
     def delegate_doc(self, cls: type[MotorWrapper], name: str) -> str:
         target = getattr(cls.__delegate_class__, name, None)
         return self.doc or inspect.cleandoc(target.__doc__ or "" if target is not None else "")
@@ -125,10 +133,11 @@ class MotorAttribute:
             signature = inspect.signature(target)
         except ValueError:  # a C method that does not describe its parameters
             return
-        method.__wrapped__ = target  # type: ignore[attr-defined]
+        function_attributes = vars(method)  # what inspect.signature and help() read
+        function_attributes["__wrapped__"] = target
         if isinstance(self, Async):
             signature = with_callback(signature)
-        method.__signature__ = signature  # type: ignore[attr-defined]
+        function_attributes["__signature__"] = signature
 
     def build(self, cls: type[MotorWrapper], name: str) -> Any:
         raise NotImplementedError
@@ -152,11 +161,12 @@ class Async(MotorAttribute):
             bound = getattr(self.delegate, attr_name)
             if args or kwargs:
                 args, kwargs = unwrap_all(args, kwargs)
-            wrap = wrap_declaration.wrapper_class(self)
-            if wrap is None:
+            if wrap_declaration.wrap is None:
                 future = spawn(loop, bound, *args, **kwargs)
             else:
-                future = spawn(loop, lambda: wrap._from_delegate(self, bound(*args, **kwargs)))
+                future = spawn(
+                    loop, lambda: wrap_declaration.wrap_result(self, bound(*args, **kwargs))
+                )
             return deliver(future, callback)
 
         result = f"a {self.wrap}" if self.wrap else "PyMongo's result"
@@ -174,8 +184,7 @@ class Delegate(MotorAttribute):
         def method(self: MotorWrapper, *args: Any, **kwargs: Any) -> Any:
             args, kwargs = unwrap_all(args, kwargs)
             result = getattr(self.delegate, attr_name)(*args, **kwargs)
-            wrap = wrap_declaration.wrapper_class(self)
-            return result if wrap is None else wrap._from_delegate(self, result)
+            return wrap_declaration.wrap_result(self, result)
 
         self.describe(method, cls, attr_name)
         return method
@@ -204,9 +213,7 @@ class ReadOnly(MotorAttribute):
         wrap_declaration = self
 
         def getter(self: MotorWrapper) -> Any:
-            value = getattr(self.delegate, attr_name)
-            wrap = wrap_declaration.wrapper_class(self)
-            return value if wrap is None else wrap._from_delegate(self, value)
+            return wrap_declaration.wrap_result(self, getattr(self.delegate, attr_name))
 
         return property(getter, doc=self.delegate_doc(cls, attr_name))
 
@@ -248,11 +255,9 @@ class MotorWrapper:
         return cls
 
     @classmethod
-    def _from_delegate(cls, owner: MotorWrapper, delegate: Any) -> Any:
+    def _from_delegate(cls, owner: MotorWrapper, delegate: Any) -> Self:
         """Wrap a PyMongo object produced by ``owner`` (another public object), as an
         instance of ``cls`` in ``owner``'s flavour."""
-        if delegate is None:
-            return None
         if cls._framework is not owner._framework:
             cls = for_framework(owner._framework, cls)
         obj = cls.__new__(cls)
@@ -343,4 +348,4 @@ def for_framework(framework: Framework, cls: type[_W]) -> type[_W]:
             "__doc__": declared.__doc__,
         })  # fmt: skip
         framework.classes[declared_name] = made
-    return made  # type: ignore[return-value]
+    return made

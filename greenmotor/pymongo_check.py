@@ -80,7 +80,9 @@ class Hook:
             if missing:
                 return f"{self.place} no longer uses {', '.join(map(repr, missing))}"
         if self.params is not None:
-            params = tuple(inspect.signature(obj).parameters)  # type: ignore[arg-type]
+            if not callable(obj):
+                return f"{self.place} is no longer callable"
+            params = tuple(inspect.signature(obj).parameters)
             if params != self.params:
                 return (
                     f"{self.place} now takes ({', '.join(params)}), not ({', '.join(self.params)})"

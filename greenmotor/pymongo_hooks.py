@@ -42,7 +42,7 @@ import threading
 import time
 import types
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pymongo import network_layer
 from pymongo.synchronous import client_session, mongo_client
@@ -81,7 +81,7 @@ def with_globals(func: _F, **replacements: Any) -> _F:
     clone.__kwdefaults__ = func.__kwdefaults__
     clone.__qualname__ = func.__qualname__
     clone.__doc__ = func.__doc__
-    return clone  # type: ignore[return-value]
+    return cast(_F, clone)
 
 
 class GreenConnection(Connection):
@@ -123,7 +123,7 @@ class GreenPool(Pool):
         return self._green_connect(handler)
 
 
-class GreenMongoClient(mongo_client.MongoClient):  # type: ignore[type-arg]
+class GreenMongoClient(mongo_client.MongoClient[Any]):
     """PyMongo's MongoClient whose first operation never blocks the loop on DNS.
 
     With a ``mongodb+srv://`` URI, opening the client looks up SRV and TXT records through
@@ -164,7 +164,7 @@ class GreenMongoClient(mongo_client.MongoClient):  # type: ignore[type-arg]
         """The blocking opening (SRV and TXT look-ups), in a short-lived thread."""
         try:
             opening.set_result(super()._get_topology())
-        except BaseException as exc:  # noqa: BLE001 - handed to every waiting operation
+        except BaseException as exc:  # handed to every waiting operation
             opening.set_exception(exc)
 
 

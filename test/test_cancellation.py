@@ -458,7 +458,7 @@ def test_close_as_the_last_line_of_run_sync_leaks_nothing(server_uri):
     for _ in range(3):
         loop = IOLoop(make_current=False)
 
-        async def main():
+        async def main(loop: IOLoop = loop) -> None:
             client = MotorClient(server_uri, maxPoolSize=5, io_loop=loop)
             coll = client.greenmotor_cancel.close_last
             # Concurrent operations leave several server sessions for close() to end.

@@ -187,9 +187,9 @@ def test_grid_in_takes_motors_constructor_arguments(flavour, server_uri):
             assert grid_in.content_type == "text/html"  # Motor's name, deprecated by PyMongo
         assert grid_in.author == "me"  # other fields of the file document read as attributes
         with pytest.raises(AttributeError):
-            grid_in.length  # only known once closed
+            _ = grid_in.length  # only known once closed
         with pytest.raises(AttributeError, match="GridIn object has no attribute 'nothing'"):
-            grid_in.nothing
+            _ = grid_in.nothing
         await grid_in.write(b"ten bytes!")
         await grid_in.close()
         assert grid_in.length == 10 and isinstance(grid_in.upload_date, datetime.datetime)
@@ -281,7 +281,7 @@ def test_grid_out_properties_need_open(flavour, server_uri):
         assert await grid_out.open() is grid_out
         assert (grid_out.filename, grid_out.length, grid_out.metadata) == ("f.txt", 4, {"k": 1})
         with pytest.raises(AttributeError, match="GridOut object has no attribute 'anything'"):
-            grid_out.anything
+            _ = grid_out.anything
 
         # From a file document, or around a PyMongo GridOut: no I/O needed to read them.
         document = await db.fs.files.find_one({"_id": file_id})

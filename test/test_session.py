@@ -76,7 +76,7 @@ async def test_transaction_aborts_on_error(client, coll, sync_coll, io_loop):
         with pytest.raises(ZeroDivisionError):
             async with session.start_transaction():
                 await coll.insert_one({"_id": 1}, session=session)
-                1 / 0
+                raise ZeroDivisionError("an application error inside the transaction")
         assert not session.in_transaction
     assert sync_coll.find_one({"_id": 1}) is None
 

@@ -22,7 +22,7 @@ mypy = pytest.importorskip("mypy", reason="mypy is in the test extra")
 def run_mypy(path: pathlib.Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mypy", "--no-incremental", "--cache-dir=/dev/null",
-         "--python-version", "3.10", str(path)],
+         "--python-version", "3.11", str(path)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
 

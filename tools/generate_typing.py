@@ -683,7 +683,7 @@ def parameters(
         param(arg, "posonly" if index < len(args.posonlyargs) else "normal", defaults[index])
     if args.vararg:
         param(args.vararg, "vararg", None)
-    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
         param(arg, "kwonly", default)
     if args.kwarg:
         param(args.kwarg, "kwarg", None)
@@ -1194,7 +1194,8 @@ def stubs() -> dict[Path, str]:
 
 
 def mypy_implementation() -> int:
-    """Type-check the modules the stubs hide, from a copy of the package without their stubs.
+    """Type-check the modules the stubs hide, from a copy of the package without their stubs,
+    with the project's mypy settings.
 
     ``motor_asyncio.pyi`` stays: its module only calls ``for_framework()``, so the asyncio
     classes other modules name (``greenmotor.aiohttp``) exist for type checkers only there.
@@ -1205,8 +1206,13 @@ def mypy_implementation() -> int:
         copy_of = Path(tmp) / "greenmotor"
         shutil.copytree(REPO / "greenmotor", copy_of, ignore=shutil.ignore_patterns("*.pyi"))
         shutil.copy(REPO / "greenmotor" / flavour_stub, copy_of / flavour_stub)
-        config = Path(tmp) / "mypy.ini"
-        config.write_text(f"[mypy]\n\n[mypy-{FLAVOUR_MODULE}]\nignore_errors = True\n")
+        shutil.copytree(REPO / "typings", Path(tmp) / "typings")  # mypy_path's stubs
+        # The project's settings (pyproject.toml: strict), and the flavour stub's errors off.
+        config = Path(tmp) / "pyproject.toml"
+        config.write_text(
+            (REPO / "pyproject.toml").read_text()
+            + f'\n[[tool.mypy.overrides]]\nmodule = ["{FLAVOUR_MODULE}"]\nignore_errors = true\n'
+        )
         command = [sys.executable, "-m", "mypy", "--config-file", str(config),
                    "--no-incremental", "--cache-dir", os.devnull, "greenmotor"]  # fmt: skip
         return subprocess.run(command, cwd=tmp, check=False).returncode

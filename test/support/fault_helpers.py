@@ -86,7 +86,7 @@ class PoolEvents(monitoring.ConnectionPoolListener):
         """Seconds from each connection's creation to its closing, in order."""
         created = [t for name, t in self.timeline if name == "created"]
         closed = [t for name, t in self.timeline if name == "closed"]
-        return [end - start for start, end in zip(created, closed)]
+        return [end - start for start, end in zip(created, closed, strict=False)]  # open: no end
 
     def __getitem__(self, name: str) -> int:
         return self.counts.get(name, 0)
