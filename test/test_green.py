@@ -271,12 +271,11 @@ async def test_dns_resolution_runs_off_the_loop(server_uri, stall_monitor, monke
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
-    client = greenmotor.MotorClient("localhost", port, io_loop=io_loop)
-    async with stall_monitor() as stalls:
-        assert (await client.admin.command("ping"))["ok"] == 1.0
+    with greenmotor.MotorClient("localhost", port, io_loop=io_loop) as client:
+        async with stall_monitor() as stalls:
+            assert (await client.admin.command("ping"))["ok"] == 1.0
     assert resolved_in and threading.get_ident() not in resolved_in  # all off the loop
     assert stalls.longest < 0.05, stalls
-    client.close()
 
 
 async def test_interrupted_connection_wakes_the_parked_read(client, sync_client, coll, io_loop):
@@ -329,12 +328,12 @@ async def test_srv_lookup_runs_off_the_loop(server_uri, stall_monitor, monkeypat
 
     monkeypatch.setattr(dns.resolver, "resolve", resolve)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    client = greenmotor.MotorClient("mongodb+srv://db.cluster.test/?tls=false", io_loop=io_loop)
-    async with stall_monitor() as stalls:
-        pings = await asyncio.gather(*[client.admin.command("ping") for _ in range(5)])
+    uri = "mongodb+srv://db.cluster.test/?tls=false"
+    with greenmotor.MotorClient(uri, io_loop=io_loop) as client:
+        async with stall_monitor() as stalls:
+            pings = await asyncio.gather(*[client.admin.command("ping") for _ in range(5)])
+        assert client.address[1] == port
     assert all(p["ok"] == 1.0 for p in pings)
     assert len(looked_up_in) == 2  # one SRV and one TXT look-up, shared by the five pings
     assert threading.get_ident() not in looked_up_in
     assert stalls.longest < 0.05, stalls
-    assert client.address[1] == port
-    client.close()
