@@ -15,7 +15,7 @@ import weakref
 from typing import Any, Self
 
 import pymongo
-import pymongo.mongo_client  # noqa: F401 - as with Motor, pymongo.mongo_client is loaded
+import pymongo.mongo_client  # as with Motor, pymongo.mongo_client is loaded
 import tornado
 from pymongo.collection import Collection
 from pymongo.database import Database

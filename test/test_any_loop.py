@@ -283,7 +283,7 @@ def run_in_thread(target: Any, *args: Any) -> Any:
     def main() -> None:
         try:
             outcome["result"] = target(*args)
-        except BaseException as exc:  # noqa: BLE001 - re-raised in the test's thread
+        except BaseException as exc:  # re-raised in the test's thread
             outcome["error"] = exc
 
     thread = threading.Thread(target=main)
@@ -406,7 +406,7 @@ def test_loops_in_threads_stress(flavour):
     def guarded(t: int) -> None:
         try:
             worker(t)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             errors.append(exc)
             start.abort()
 
@@ -600,7 +600,7 @@ def test_plain_pymongo_client_unaffected(server_uri, flavour):
 
             try:
                 flavour.run_loop(main)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]

@@ -286,7 +286,7 @@ def test_sub_collection_names_must_be_str(flavour):
     client, _, _ = flavour
     coll = client.db.coll
     with pytest.raises(TypeError, match=re.escape('can only concatenate str (not "int") to str')):
-        coll[5]  # noqa: B018
+        coll[5]
     # `in` and iteration try coll[0], coll[1]...: they fail at once instead of never ending.
     with pytest.raises(TypeError):
         "x" in coll  # noqa: B015

@@ -199,7 +199,7 @@ def in_thread(fn, *args, **kwargs):
     def run():
         try:
             outcome["result"] = fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the exception is the outcome
+        except Exception as exc:  # the exception is the outcome
             outcome["error"] = exc
 
     thread = threading.Thread(target=run)

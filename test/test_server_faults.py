@@ -110,7 +110,7 @@ async def test_kill_and_restart_retries_like_pymongo(own_server, stall_monitor, 
             for future in futures:
                 try:
                     results.append(outcome(None, _plain(future.result())))
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     results.append(outcome(exc))
             return results
 
@@ -327,7 +327,7 @@ async def test_fail_point_outcome_matches_pymongo(name, server_uri, sync_client,
 def _sync_run(operation, collection):
     try:
         return outcome(None, _plain(operation(collection)))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return outcome(exc)
 
 

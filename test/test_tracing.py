@@ -34,14 +34,14 @@ import greenmotor.core
 
 pytest.importorskip("opentelemetry.sdk", reason="opentelemetry-sdk is in the test extra")
 
-from opentelemetry.instrumentation.pymongo import PymongoInstrumentor  # noqa: E402
-from opentelemetry.instrumentation.tornado import TornadoInstrumentor  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
+from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+from opentelemetry.instrumentation.tornado import TornadoInstrumentor
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
-from opentelemetry.trace import SpanKind  # noqa: E402
+from opentelemetry.trace import SpanKind
 
 REQUESTS = 100
 SHARED_DOCS = 5  # found with batch_size=2: a find and two getMores per request
@@ -553,7 +553,7 @@ def test_one_client_on_several_loops_and_threads(
                     return await asyncio.gather(*(one(n) for n in numbers))
 
                 assert flavour.run_loop(main) == [1] * PER_RUN
-        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+        except BaseException as exc:  # reported by the test's thread
             errors.append(exc)
 
     async def seed() -> None:

@@ -158,7 +158,7 @@ class LoopThread:
         def start() -> None:
             try:
                 result = fn()
-            except BaseException as exc:  # noqa: BLE001 - every outcome goes to the caller
+            except BaseException as exc:  # every outcome goes to the caller
                 outcome.set_exception(exc)
                 return
             if not inspect.isawaitable(result):

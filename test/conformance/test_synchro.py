@@ -23,12 +23,12 @@ import greenmotor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import synchro  # noqa: E402
-import synchro_plugin  # noqa: E402
-from support.failpoints import fail_command  # noqa: E402
+import synchro
+import synchro_plugin
+from support.failpoints import fail_command
 
-from greenmotor.green_pool import GreenCondition  # noqa: E402
-from greenmotor.pymongo_hooks import GreenMongoClient, GreenPool  # noqa: E402
+from greenmotor.green_pool import GreenCondition
+from greenmotor.pymongo_hooks import GreenMongoClient, GreenPool
 
 
 @pytest.fixture

@@ -259,14 +259,14 @@ def outcome(exc: BaseException | None, result: Any = None) -> tuple:
 def sync_outcome(fn: Callable[[], Any]) -> tuple:
     try:
         return outcome(None, fn())
-    except Exception as exc:  # noqa: BLE001 - the outcome is what we compare
+    except Exception as exc:  # the outcome is what we compare
         return outcome(exc)
 
 
 async def green_outcome(awaitable: Any) -> tuple:
     try:
         return outcome(None, await awaitable)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return outcome(exc)
 
 

@@ -42,7 +42,7 @@ def main() -> None:
         error = None
         try:
             IOLoop(make_current=False).run_sync(lambda: work(uri, database, task_id, early))
-        except Exception:  # noqa: BLE001 - reported to the test
+        except Exception:  # reported to the test
             error = traceback.format_exc()
     report = {
         "task": task_id,
