@@ -39,7 +39,7 @@ except ImportError as exc:  # an optional dependency: the error names the fix
 
 from greenmotor.gridfs import _hash_gridout
 from greenmotor.motor_asyncio import AsyncIOMotorDatabase, AsyncIOMotorGridFSBucket
-from greenmotor.web import _as_utc, _content_type_of, _etag_matches
+from greenmotor.web import _as_utc, _caching_headers, _content_type_of, _etag_matches
 
 __all__ = ["AIOHTTPGridFS", "get_cache_time", "get_gridfs_file", "set_extra_headers"]
 
@@ -181,12 +181,7 @@ class AIOHTTPGridFS:
         # As Motor: the stored contentType (read from the document: the property warns).
         stored_type = gridout.delegate._file.get("contentType")
         cache_time = self._get_cache_time(path, gridout.upload_date, stored_type)
-        if cache_time > 0:
-            expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=cache_time)
-            response.headers["Expires"] = expires.strftime("%a, %d %b %Y %H:%M:%S GMT")
-            response.headers["Cache-Control"] = f"max-age={cache_time}"
-        else:
-            response.headers["Cache-Control"] = "public"
+        response.headers.update(_caching_headers(cache_time))
 
     @staticmethod
     def _not_modified(request: aiohttp.web.Request, gridout: Any, checksum: str) -> bool:

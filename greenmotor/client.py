@@ -118,6 +118,13 @@ class _CommonProperties(MotorWrapper):
         )
         return self._flavoured(MotorChangeStream)(self, **options)
 
+    def _not_an_attribute(self, name: str, kind: str, owner: str, full_name: str) -> AttributeError:
+        """Motor's error for ``obj._name``: a private name is not a database or collection."""
+        return AttributeError(
+            f"{type(self).__name__} has no attribute {name!r}. To access the {full_name} "
+            f"{kind}, use {owner}['{full_name}']."
+        )
+
     def _latent(
         self, cls: type[MotorLatentCommandCursor], method: str, *args: Any, **kwargs: Any
     ) -> MotorLatentCommandCursor:
@@ -246,18 +253,21 @@ class MotorClient(_CommonProperties):
             return self._framework.current_io_loop()
         return self._io_loop
 
-    def _bind(self, io_loop: Any) -> None:
+    def _bind(self, io_loop: Any) -> asyncio.AbstractEventLoop:
+        """Belong to ``io_loop`` from now on; its asyncio loop."""
         self._io_loop = io_loop
-        self._asyncio_loop = self._framework.asyncio_loop(io_loop)
+        loop = self._asyncio_loop = self._framework.asyncio_loop(io_loop)
         self._bound_pid = os.getpid()
         self._loop_thread = None
+        return loop
 
     def _loop_for_call(self) -> asyncio.AbstractEventLoop:
         """The asyncio loop to run an operation on; refuses calls that cannot work."""
         if self._closed:
             raise InvalidOperation(f"Cannot use {type(self).__name__} after close")
         running = asyncio._get_running_loop()
-        if self._asyncio_loop is None:
+        bound = self._asyncio_loop
+        if bound is None:
             # Not bound: the running loop, whichever it is and in whatever thread.
             if running is not None:
                 last = getattr(_last_loop, "ref", None)
@@ -265,7 +275,7 @@ class MotorClient(_CommonProperties):
                     _starting_on(running)
                 return running
             return self._idle_thread_loop()
-        return self._bound_loop_for_call(running)
+        return self._bound_loop_for_call(bound, running)
 
     def _idle_thread_loop(self) -> asyncio.AbstractEventLoop:
         """For a call made with no loop running in this thread (``loop.run_until_complete(
@@ -290,16 +300,14 @@ class MotorClient(_CommonProperties):
         return loop
 
     def _bound_loop_for_call(
-        self, running: asyncio.AbstractEventLoop | None
+        self, loop: asyncio.AbstractEventLoop, running: asyncio.AbstractEventLoop | None
     ) -> asyncio.AbstractEventLoop:
         """``_loop_for_call`` for a client given ``io_loop=``: that loop only, as Motor."""
-        loop = self._asyncio_loop
         if running is not loop and self._bound_pid != os.getpid():
             # Bound in the parent before a fork (whose loop never runs in this child): take
             # this process's loop. PyMongo resets its pools and monitors and warns
             # "MongoClient opened before fork" if the parent had used the client.
-            self._bind(self._framework.current_io_loop())
-            loop = self._asyncio_loop
+            loop = self._bind(self._framework.current_io_loop())
         if running is not loop:
             if running is not None:
                 raise GreenmotorUsageError(
@@ -307,7 +315,7 @@ class MotorClient(_CommonProperties):
                     f"another running event loop; create one {type(self).__name__} per loop, "
                     "or create it without io_loop= to use it on any loop"
                 )
-            if loop.is_running():  # type: ignore[union-attr]
+            if loop.is_running():
                 raise GreenmotorUsageError(
                     f"this {type(self).__name__} belongs to {self._io_loop!r}, which runs in "
                     "another thread, but was called from thread "
@@ -324,7 +332,7 @@ class MotorClient(_CommonProperties):
                 )
         else:
             self._loop_thread = threading.get_ident()
-        return loop  # type: ignore[return-value]
+        return loop
 
     def close(self) -> None:
         """Close every connection and stop PyMongo's monitor threads.
@@ -347,10 +355,7 @@ class MotorClient(_CommonProperties):
 
     def __getattr__(self, name: str) -> MotorDatabase:
         if name.startswith("_"):
-            raise AttributeError(
-                f"{type(self).__name__} has no attribute {name!r}. To access the {name} "
-                f"database, use client['{name}']."
-            )
+            raise self._not_an_attribute(name, "database", "client", name)
         return self[name]
 
     def __getitem__(self, name: str) -> MotorDatabase:
@@ -410,14 +415,11 @@ class MotorDatabase(_Namespace):
 
     @property
     def client(self) -> MotorClient:
-        return self._client  # type: ignore[no-any-return]
+        return self._client
 
     def __getattr__(self, name: str) -> MotorCollection:
         if name.startswith("_"):
-            raise AttributeError(
-                f"{type(self).__name__} has no attribute {name!r}. To access the {name} "
-                f"collection, use database['{name}']."
-            )
+            raise self._not_an_attribute(name, "collection", "database", name)
         return self[name]
 
     def __getitem__(self, name: str) -> MotorCollection:
@@ -543,11 +545,7 @@ class MotorCollection(_Namespace):
 
     def __getattr__(self, name: str) -> MotorCollection:
         if name.startswith("_"):
-            full_name = f"{self.name}.{name}"
-            raise AttributeError(
-                f"{type(self).__name__} has no attribute {name!r}. To access the {full_name} "
-                f"collection, use database['{full_name}']."
-            )
+            raise self._not_an_attribute(name, "collection", "database", f"{self.name}.{name}")
         return self[name]
 
     def __getitem__(self, name: str) -> MotorCollection:

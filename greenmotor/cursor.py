@@ -105,7 +105,7 @@ class _BaseCursor(MotorWrapper):
         self._client = collection._client
 
     def _loop(self) -> asyncio.AbstractEventLoop:
-        return self._client._loop_for_call()  # type: ignore[no-any-return]
+        return self._client._loop_for_call()
 
     def _buffer_size(self) -> int:
         """Documents fetched and not handed out yet (Motor's tests read this too)."""

@@ -31,6 +31,8 @@ class Framework:
     class_prefix: str  # "AsyncIO" makes MotorClient's asyncio flavour AsyncIOMotorClient
     module: str  # the public module the flavour's classes are documented in
     loop_kind: str  # for messages: what io_loop must be
+    loop_type: type[Any]  # what io_loop must be an instance of
+    loop_type_name: str  # and how Motor's TypeError names it
 
     def __init__(self) -> None:
         #: Declared name ("MotorCursor") -> this flavour's class, filled as they are made.
@@ -40,8 +42,9 @@ class Framework:
         return f"<Framework {self.name}: io_loop is {self.loop_kind}>"
 
     def check_io_loop(self, io_loop: Any) -> None:
-        """Raise TypeError unless ``io_loop`` is this flavour's kind of loop."""
-        raise NotImplementedError
+        """Raise TypeError unless ``io_loop`` is this flavour's kind of loop (Motor's words)."""
+        if not isinstance(io_loop, self.loop_type):
+            raise TypeError(f"io_loop must be instance of {self.loop_type_name}, not {io_loop!r}")
 
     def current_io_loop(self) -> Any:
         """The loop a client given no ``io_loop`` runs an operation on when called here: the
@@ -58,16 +61,15 @@ class _Tornado(Framework):
     class_prefix = ""
     module = "greenmotor.motor_tornado"
     loop_kind = "a tornado.ioloop.IOLoop"
-
-    def check_io_loop(self, io_loop: Any) -> None:
-        if not isinstance(io_loop, IOLoop):
-            raise TypeError(f"io_loop must be instance of IOLoop, not {io_loop!r}")
+    loop_type = IOLoop
+    loop_type_name = "IOLoop"
 
     def current_io_loop(self) -> IOLoop:
         return IOLoop.current()
 
     def asyncio_loop(self, io_loop: Any) -> asyncio.AbstractEventLoop:
-        return io_loop.asyncio_loop  # type: ignore[no-any-return]
+        loop: asyncio.AbstractEventLoop = io_loop.asyncio_loop  # Tornado's AsyncIOLoop's
+        return loop
 
 
 class _AsyncIO(Framework):
@@ -75,12 +77,8 @@ class _AsyncIO(Framework):
     class_prefix = "AsyncIO"
     module = "greenmotor.motor_asyncio"
     loop_kind = "an asyncio event loop"
-
-    def check_io_loop(self, io_loop: Any) -> None:
-        if not isinstance(io_loop, asyncio.AbstractEventLoop):
-            raise TypeError(
-                f"io_loop must be instance of asyncio-compatible event loop, not {io_loop!r}"
-            )
+    loop_type = asyncio.AbstractEventLoop
+    loop_type_name = "asyncio-compatible event loop"
 
     def current_io_loop(self) -> asyncio.AbstractEventLoop:
         running = asyncio._get_running_loop()
@@ -99,7 +97,8 @@ class _AsyncIO(Framework):
                 return loop
 
     def asyncio_loop(self, io_loop: Any) -> asyncio.AbstractEventLoop:
-        return io_loop  # type: ignore[no-any-return]
+        loop: asyncio.AbstractEventLoop = io_loop  # the io_loop is the asyncio loop
+        return loop
 
 
 TORNADO: Framework = _Tornado()

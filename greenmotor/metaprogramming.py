@@ -32,6 +32,9 @@ from greenmotor.core import spawn
 from greenmotor.delivery import check_callback, check_session, deliver
 from greenmotor.frameworks import TORNADO, Framework
 
+if TYPE_CHECKING:  # for annotations only: client.py builds on this module
+    from greenmotor.client import MotorClient
+
 __all__ = [
     "Async",
     "Chain",
@@ -227,7 +230,7 @@ class MotorWrapper:
     __delegate_class__: Any = object
     _framework: Framework = TORNADO  # declared classes are Tornado's; see for_framework()
     delegate: Any
-    _client: Any  # the MotorClient, which knows the loop
+    _client: MotorClient  # which knows the loop
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -68,6 +68,18 @@ def _not_modified_since(if_modified_since: str, modified: datetime.datetime) -> 
     return _as_utc(since) >= _as_utc(modified)
 
 
+def _caching_headers(cache_time: int) -> dict[str, str]:
+    """Expires and Cache-Control for a file cached ``cache_time`` seconds (0: not at all),
+    as Motor's handlers send them."""
+    if cache_time <= 0:
+        return {"Cache-Control": "public"}
+    expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=cache_time)
+    return {
+        "Expires": httputil.format_timestamp(expires),
+        "Cache-Control": f"max-age={cache_time}",
+    }
+
+
 def _bucket_class(database: Any) -> type[MotorGridFSBucket]:
     """MotorGridFSBucket in the database's flavour (its constructor rejects a non-database)."""
     if isinstance(database, MotorWrapper):
@@ -127,13 +139,8 @@ class GridFSHandler(web.RequestHandler):
         self.set_header("Last-Modified", modified)
         self.set_header("Etag", f'"{checksum}"')
         self.set_header("Content-Type", mime_type)
-        cache_time = self.get_cache_time(path, modified, mime_type)
-        if cache_time > 0:
-            expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=cache_time)
-            self.set_header("Expires", expires)
-            self.set_header("Cache-Control", f"max-age={cache_time}")
-        else:
-            self.set_header("Cache-Control", "public")
+        for name, value in _caching_headers(self.get_cache_time(path, modified, mime_type)).items():
+            self.set_header(name, value)
         self.set_extra_headers(path, gridout)
 
         if self._not_modified(checksum, modified):
