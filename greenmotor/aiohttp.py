@@ -81,12 +81,12 @@ def set_extra_headers(response: aiohttp.web.StreamResponse, gridout: Any) -> Non
 
 def _config_error(request: aiohttp.web.Request) -> NoReturn:
     # Motor's messages: the route template when aiohttp tells it, else the request.
-    try:
-        resource = request.match_info.route.resource
-        formatter = resource.get_info()["formatter"]  # type: ignore[union-attr]
-        msg = f'Bad AIOHTTPGridFS route "{formatter}", requires a {{filename}} variable'
-    except (KeyError, AttributeError):
+    resource = request.match_info.route.resource
+    formatter = None if resource is None else resource.get_info().get("formatter")
+    if formatter is None:
         msg = f"Bad AIOHTTPGridFS route for request: {request}"
+    else:
+        msg = f'Bad AIOHTTPGridFS route "{formatter}", requires a {{filename}} variable'
     raise aiohttp.web.HTTPInternalServerError(text=msg) from None
 
 

@@ -81,7 +81,8 @@ class KmsSocket(GreenSocket):
 
 def _configured_socket(address: tuple[str, Any], options: Any) -> KmsSocket:
     """PyMongo's ``_configured_socket`` (connect, then TLS with ``options``), green."""
-    green: GreenSocket = green_socket_interface(address, options).sock  # type: ignore[assignment]
+    # green_socket_interface wraps a GreenSocket; PyMongo's annotation names a socket.
+    green = cast(GreenSocket, green_socket_interface(address, options).sock)
     return KmsSocket(green._sock, green.gettimeout())
 
 

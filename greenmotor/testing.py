@@ -29,7 +29,7 @@ from __future__ import annotations
 import collections
 import functools
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import pymongo.collection
@@ -97,10 +97,11 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any])
     kwargs = {key: _unwrap(value) for key, value in kwargs.items()}
     ignorable = IGNORED_OPTIONS.intersection(kwargs)
     if ignorable:
+        parameters: Collection[str]
         try:
             parameters = inspect.signature(fn).parameters
         except (TypeError, ValueError):
-            parameters = {}  # type: ignore[assignment]
+            parameters = ()
         for key in ignorable:
             if key not in parameters:
                 del kwargs[key]
@@ -393,7 +394,8 @@ class _Cursor(_CursorBase):
         return _CollectionProxy(self._target.collection, self._client_proxy)
 
     def distinct(self, key: str) -> list[Any]:
-        return self._target.distinct(key)  # type: ignore[no-any-return]
+        values: list[Any] = self._target.distinct(key)
+        return values
 
     def explain(self) -> Any:
         raise _not_emulated("explain")
