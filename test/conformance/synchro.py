@@ -59,6 +59,7 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
+import os
 import threading
 import weakref
 from collections.abc import Callable
@@ -119,6 +120,14 @@ class LoopThread:
         self._thread: threading.Thread | None = None
         self._io_loop: IOLoop | None = None
         self.calls = 0
+        # A forked child has no loop thread: it starts its own on its first call (clients
+        # are not bound to a loop, so greenmotor takes the child's, as after any fork).
+        os.register_at_fork(after_in_child=self._forget)
+
+    def _forget(self) -> None:
+        self._lock = threading.Lock()
+        self._thread = None
+        self._io_loop = None
 
     def __repr__(self) -> str:
         state = "running" if self._thread and self._thread.is_alive() else "not started"
@@ -465,7 +474,9 @@ class MongoClient(_NamedChildren):
         kwargs.update({key: value for key, value in defaults.items() if key not in given})
         if "_pool_class" in kwargs:
             kwargs["_pool_class"] = green_pool_class(kwargs["_pool_class"])
-        motor = greenmotor.MotorClient(*args, io_loop=loop_thread.io_loop, **kwargs)
+        # Not bound to the loop thread's IOLoop: greenmotor binds the client to the loop of
+        # its first call - always the loop thread's, or a forked child's own.
+        motor = greenmotor.MotorClient(*args, **kwargs)
         object.__setattr__(self, "_motor", motor)
         _remember(motor.delegate, self)
 
