@@ -232,3 +232,40 @@ def test_mock_pool_class_is_made_green(server_uri):
         assert "mock" in checkouts
     finally:
         client.close()
+
+
+def test_session_bind_reaches_greenmotor_from_the_callers_context(facade, things):
+    seen = []
+
+    class Sessions(pymongo.monitoring.CommandListener):
+        def started(self, event):
+            if event.command_name == "insert":
+                seen.append(event.command.get("lsid"))
+
+        def succeeded(self, event):
+            pass
+
+        def failed(self, event):
+            pass
+
+    host, port = facade.address
+    client = synchro.MongoClient(host, port, event_listeners=[Sessions()])
+    try:
+        coll = client[things.database.name].things
+        with client.start_session() as session, session.bind():
+            coll.insert_one({"_id": "bound"})
+            assert seen[-1] == session.session_id
+        assert session.has_ended  # bind() ends it by default, as PyMongo's
+    finally:
+        client.close()
+
+
+def test_grid_in_attributes_and_lazy_grid_out(things):
+    grid_in = synchro.GridIn(things.database.fs, filename="f.txt")
+    grid_in.write(b"data")
+    grid_in.colour = "blue"  # a field of the file document, as in PyMongo
+    grid_in.close()
+    grid_out = synchro.GridOut(things.database.fs, grid_in._id)  # no I/O yet
+    assert grid_out.filename == "f.txt"  # opened on first use, as PyMongo's
+    assert grid_out.colour == "blue"
+    assert grid_out.read() == b"data"
