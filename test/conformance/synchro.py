@@ -70,6 +70,7 @@ from pymongo.synchronous.client_session import ClientSession as PyMongoClientSes
 from pymongo.synchronous.collection import Collection as PyMongoCollection
 from pymongo.synchronous.database import Database as PyMongoDatabase
 from pymongo.synchronous.mongo_client import MongoClient as PyMongoClient
+from pymongo.synchronous.pool import Pool
 from tornado.ioloop import IOLoop
 
 import greenmotor
@@ -500,7 +501,12 @@ def green_pool_class(pool_class: Any) -> Any:
     """
     partial = pool_class if isinstance(pool_class, functools.partial) else None
     cls = partial.func if partial else pool_class
-    if not issubclass(cls, GreenPool):
+    if not issubclass(cls, Pool):
+        # A stub that is no Pool at all (test_heartbeat_monitoring's hands out fake
+        # connections to a fake server): it does no I/O, so it keeps its own methods;
+        # GreenPool is only its base of last resort.
+        cls = type(f"Green{cls.__name__}", (cls, GreenPool), {})
+    elif not issubclass(cls, GreenPool):
         cls = type(f"Green{cls.__name__}", (GreenPool, cls), {})
     return functools.partial(cls, *partial.args, **partial.keywords) if partial else cls
 
@@ -579,6 +585,16 @@ class RawBatchCursor(Cursor):
 
 class CommandCursor(_Iterating):
     _motor_class = greenmotor.MotorCommandCursor
+
+    def __init__(self, collection: Collection, *args: Any, **kwargs: Any) -> None:
+        """PyMongo's constructor (a cursor over a server-side cursor someone opened)."""
+        motor_collection = unwrap(collection)
+        args, kwargs = _unwrap_all(args, kwargs)
+        if kwargs.get("session") is not None:
+            kwargs["session"] = kwargs["session"].delegate
+        delegate_class = self._motor_class.__delegate_class__
+        cursor = delegate_class(motor_collection.delegate, *args, **kwargs)
+        object.__setattr__(self, "_motor", self._motor_class(cursor, motor_collection))
 
 
 class RawBatchCommandCursor(CommandCursor):
