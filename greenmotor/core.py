@@ -34,7 +34,8 @@ import math
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
+from time import monotonic as _monotonic
+from typing import Any
 
 import greenlet
 
@@ -61,30 +62,30 @@ class GreenmotorUsageError(RuntimeError):
 class DriverGreenlet(greenlet.greenlet):
     """A child greenlet of the loop's thread that runs one synchronous PyMongo call.
 
-    It delivers the call's outcome to ``future``; cancelling that Future throws
-    ``asyncio.CancelledError`` into the greenlet, from a loop callback, so PyMongo's own
-    clean-up (closing the connection, restoring pool counters) runs before it ends.
+    It delivers the call's outcome to ``future``, which :func:`spawn` attaches when the call
+    first parks (a call that never parks gets a :class:`_ReadyFuture` instead). Cancelling
+    that Future throws ``asyncio.CancelledError`` into the greenlet, from a loop callback,
+    so PyMongo's own clean-up (closing the connection, restoring pool counters) runs before
+    it ends.
     """
 
-    parent: greenlet.greenlet  # the hub of the thread that made it; never None
+    __slots__ = ("loop", "future", "thread_id", "turns", "_call", "_outcome")
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
         fn: Callable[..., Any],
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> None:
         super().__init__(parent=greenlet.getcurrent())
         self.loop = loop
-        self.future = future
+        self.future: asyncio.Future | None = None
         self.thread_id = threading.get_ident()
-        self._call: tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None = (
-            fn,
-            args,
-            kwargs,
-        )
+        self.turns = _turns_of(loop)
+        self._call: tuple[Callable[..., Any], tuple, dict] | None = (fn, args, kwargs)
+        # (ok, result or exception) of a call that ended before it had a Future.
+        self._outcome: tuple[bool, Any] | None = None
         # One copy of the caller's context per greenlet (a new greenlet would otherwise
         # start with an empty one and lose pymongo.timeout(), sessions, operation ids).
         self.gr_context = contextvars.copy_context()
@@ -94,36 +95,69 @@ class DriverGreenlet(greenlet.greenlet):
         return f"<DriverGreenlet {state} on {self.loop!r}>"
 
     def run(self) -> None:  # what greenlet.switch() starts
-        call = self._call
-        assert call is not None, "a greenlet runs once"
-        fn, args, kwargs = call
-        future = self.future
+        fn, args, kwargs = self._call  # type: ignore[misc]
+        self._call = None
         try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:  # every outcome goes to the Future
+            outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
             if isinstance(exc, StopIteration):  # can't be a Future's exception
                 exc = StopAsyncIteration(*exc.args)
-            if not future.done():
-                # Unhook the cancellation callback first: a done-callback still attached
-                # costs one more loop callback per operation.
-                future.remove_done_callback(self.cancel_if_needed)
-                if isinstance(exc, asyncio.CancelledError):
-                    future.cancel()
-                else:
-                    future.set_exception(exc)
-        else:
-            if not future.done():
-                future.remove_done_callback(self.cancel_if_needed)
-                future.set_result(result)
+            outcome = (False, exc)
         finally:
-            self._call = None
             in_flight.discard(self)
+        future = self.future
+        if future is None:  # never parked: spawn() makes the Future
+            self._outcome = outcome
+        elif not future.done():
+            # Unhook the cancellation callback first: a done-callback still attached
+            # costs one more loop callback per operation.
+            future.remove_done_callback(self.cancel_if_needed)
+            _settle(future, outcome)
 
     def cancel_if_needed(self, future: asyncio.Future[Any]) -> None:
         # A Future done-callback runs as a loop callback, i.e. on the hub: the one place a
         # parked greenlet may be thrown into.
-        if future.cancelled() and not self.dead:
+        if not future.cancelled():
+            return
+        if self:  # started, not finished
             self.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
+        elif not self.dead:  # its start was deferred (see _Turns): it never runs
+            self._call = None
+            in_flight.discard(self)
+
+    def start_deferred(self) -> None:
+        """Start a call whose start :func:`spawn` deferred to a later loop iteration."""
+        if self._call is not None:
+            self.switch()
+            resume_handed_over()
+
+
+def _settle(future: asyncio.Future, outcome: tuple[bool, Any]) -> None:
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    elif isinstance(value, asyncio.CancelledError):
+        future.cancel()
+    else:
+        future.set_exception(value)
+
+
+class _ReadyFuture(asyncio.Future):  # type: ignore[type-arg]
+    """The Future of an operation that finished without waiting: awaiting it yields once.
+
+    A finished ``asyncio.Future`` does not suspend the coroutine awaiting it, so a coroutine
+    whose operations never wait (unacknowledged writes, replies already in the socket's
+    buffer) would run on and on while other coroutines' replies and the loop's timers wait.
+    Awaiting this one first gives the loop one turn (a bare ``yield``, which an asyncio Task
+    answers by rescheduling itself behind what is ready), then returns the outcome. Waiting
+    operations pay nothing: their coroutine was going to be suspended anyway.
+    """
+
+    def __await__(self) -> Any:
+        yield  # one loop iteration: other ready callbacks, I/O and due timers run first
+        return self.result()
+
+    __iter__ = __await__
 
 
 # Strong references to every greenlet that has started and not finished. A suspended
@@ -145,20 +179,34 @@ def spawn(
 
     Must be called on the loop's thread, outside any DriverGreenlet. The call starts
     immediately and runs until it first needs to wait, so quick work costs no extra loop
-    iteration.
+    iteration. If it never waits, the Future is already done, and awaiting it still yields
+    to the loop once (see :class:`_ReadyFuture`): a coroutine cannot run ahead of the others.
     """
-    if current_driver_greenlet() is not None:
+    if type(greenlet.getcurrent()) is DriverGreenlet:
         raise GreenmotorUsageError(
             "a greenmotor method was called from inside greenmotor's own greenlet (for example "
             "from a PyMongo event listener or a sync callback). Schedule it on the loop "
             "instead: IOLoop.current().add_callback(...)"
         )
-    future = loop.create_future()
-    glet = DriverGreenlet(loop, future, fn, args, kwargs)
+    glet = DriverGreenlet(loop, fn, args, kwargs)
+    if in_flight and glet.turns.used_up():
+        # This loop iteration has run its share of greenmotor work: start in a later one.
+        in_flight.add(glet)
+        future = glet.future = loop.create_future()
+        future.add_done_callback(glet.cancel_if_needed)
+        glet.turns.defer(glet.start_deferred)
+        return future
     in_flight.add(glet)
-    future.add_done_callback(glet.cancel_if_needed)
     glet.switch()
     resume_handed_over()
+    outcome = glet._outcome
+    if outcome is not None:  # finished without waiting
+        glet._outcome = None
+        future: asyncio.Future = _ReadyFuture(loop=loop)
+        _settle(future, outcome)
+        return future
+    future = glet.future = loop.create_future()
+    future.add_done_callback(glet.cancel_if_needed)
     return future
 
 
@@ -248,6 +296,66 @@ def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
     return deadlines
 
 
+# Seconds of greenmotor work (resuming parked operations, starting new ones) that one loop
+# iteration may run before the rest waits for the next iteration. An asyncio loop runs every
+# callback that is ready before it looks at its timers and sockets again, so without a bound
+# a few hundred operations ready at once (replies arrived together, coroutines that resumed
+# together) make one long iteration during which timers and other callbacks wait.
+TURN = 0.002
+
+
+class _Turns:
+    """One loop's share of greenmotor work per loop iteration, and the work left for later.
+
+    The first greenmotor work of an iteration starts a turn and schedules
+    :meth:`_next_turn` with ``call_soon``, which the loop runs early in its next iteration.
+    Work that finds the turn used up (more than :data:`TURN` seconds since it started) is
+    queued; the next turn runs the queue first, oldest first, before anything new. Timers
+    and I/O callbacks due meanwhile run between the two turns.
+
+    With a single operation in flight nothing waits for it, and none of this happens.
+    """
+
+    __slots__ = ("loop", "started", "queue", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.started: float | None = None
+        self.queue: collections.deque[tuple[Callable[..., Any], tuple]] = collections.deque()
+
+    def __repr__(self) -> str:
+        return f"<_Turns started={self.started} queued={len(self.queue)}>"
+
+    def used_up(self) -> bool:
+        """True if this iteration's turn is over; starts a turn if none is running."""
+        started = self.started
+        if started is None:
+            self.started = _monotonic()
+            self.loop.call_soon(self._next_turn)
+            return False
+        return _monotonic() - started > TURN
+
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.queue.append((fn, args))
+
+    def _next_turn(self) -> None:
+        self.started = None
+        queue = self.queue
+        while queue and not self.used_up():
+            fn, args = queue.popleft()
+            fn(*args)
+
+
+_turns_by_loop: weakref.WeakKeyDictionary[Any, _Turns] = weakref.WeakKeyDictionary()
+
+
+def _turns_of(loop: asyncio.AbstractEventLoop) -> _Turns:
+    turns = _turns_by_loop.get(loop)
+    if turns is None:
+        turns = _turns_by_loop[loop] = _Turns(loop)
+    return turns
+
+
 class Wakeup:
     """A one-shot way to park the current DriverGreenlet and resume it later.
 
@@ -297,9 +405,22 @@ class Wakeup:
                 deadline[2] = None  # forget it; the heap drops it in passing
 
     def fire(self, value: Any = True) -> None:
-        """Resume the parked greenlet with value. Loop thread only, outside greenlets."""
+        """Resume the parked greenlet with value. Loop thread only, outside greenlets.
+
+        When this loop iteration has already run its share of greenmotor work (see
+        :class:`_Turns`), the greenlet is resumed at the start of the next one instead.
+        """
         if self.parked and not self.fired:
             self.fired = True
+            glet = self.greenlet
+            if len(in_flight) > 1 and glet.turns.used_up():
+                glet.turns.defer(self._resume, value)
+                return
+            glet.switch(value)
+            resume_handed_over()
+
+    def _resume(self, value: Any) -> None:
+        if self.parked:  # not ended meanwhile (cancelled)
             self.greenlet.switch(value)
             resume_handed_over()
 

@@ -187,3 +187,50 @@ async def test_the_monitor_sees_a_stall_at_the_end_of_its_block(stall_monitor, i
         await asyncio.sleep(0.02)
         time.sleep(0.1)
     assert stalls.longest >= 0.09, stalls
+
+
+@pytest.mark.parametrize("coroutines", [50, 500])
+async def test_timer_runs_on_time_while_coroutines_loop_on_quick_operations(
+    server_uri, sync_client, stall_monitor, io_loop, coroutines
+):
+    """A 5 ms timer is never late by more than 20 ms while the loop is busy with operations.
+
+    ``coroutines`` coroutines loop on round trips (find_one, ping), and ten more loop on
+    unacknowledged inserts, which finish without waiting for anything: their coroutines
+    must still give the loop a turn after each one, or they run on while the timer (and the
+    other coroutines, whose replies are ready) wait.
+    """
+    client = greenmotor.MotorClient(server_uri, io_loop=io_loop)
+    coll = client.greenmotor_stalls.busy
+    await coll.drop()
+    await coll.insert_one({"_id": 1})
+    unacknowledged = coll.with_options(write_concern=pymongo.WriteConcern(w=0))
+    counts = {"round_trips": 0, "no_wait": 0}
+    end = 0.0
+
+    async def round_trips(k: int) -> None:
+        while time.monotonic() < end:
+            if k % 2:
+                assert await coll.find_one({"_id": 1}) == {"_id": 1}
+            else:
+                assert (await client.admin.command("ping"))["ok"] == 1.0
+            counts["round_trips"] += 1
+
+    async def unacknowledged_writes(k: int) -> None:
+        i = 0
+        while time.monotonic() < end:
+            await unacknowledged.insert_one({"writer": k, "i": i})
+            i += 1
+            counts["no_wait"] += 1
+
+    async with stall_monitor() as stalls:
+        end = time.monotonic() + 1.0
+        await asyncio.gather(
+            *(round_trips(k) for k in range(coroutines)),
+            *(unacknowledged_writes(k) for k in range(10)),
+        )
+    assert counts["round_trips"] >= coroutines and counts["no_wait"] >= 10, counts
+    assert stalls.ticks > 20, stalls
+    assert stalls.longest < 0.020, (stalls, counts)
+    await coll.drop()
+    client.close()
