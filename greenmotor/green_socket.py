@@ -28,6 +28,7 @@ import os
 import select
 import socket
 import ssl
+import threading
 import time
 from typing import Any, TypeVar
 
@@ -135,7 +136,7 @@ def receive_data(conn: Any, length: int, deadline: float | None) -> memoryview:
             timeout = None if deadline is None else deadline - time.monotonic()
             if timeout is not None and timeout <= 0:
                 raise TimeoutError("timed out") from None
-            ready = wait_for_fd(sock.fileno(), _wanted_event(exc, _READ), timeout, cancellation)
+            ready = sock._wait(_wanted_event(exc, _READ), timeout, cancellation)
             if not ready and not cancellation.cancelled:
                 raise TimeoutError("timed out") from None
             continue
@@ -160,19 +161,85 @@ class GreenSocket:
         sock.settimeout(5.0)
         sock.sendall(message)          # parks the greenlet, or blocks off the loop
         n = sock.recv_into(buffer)     # TimeoutError("timed out") after 5 s of silence
+
+    The loop watches the descriptor for reading from the first green read on: registered
+    once, it stays registered between waits (a wait only sets which Wakeup a readable
+    socket fires), which saves an ``epoll_ctl`` add and delete, and asyncio's bookkeeping
+    for both, on every wait. Should it become readable while nobody waits (the peer closed,
+    or another thread reads it), the watch ends and the next green read starts it again.
+    :meth:`close` ends it before closing, on the loop's thread.
     """
 
-    __slots__ = ("_sock", "_timeout")
+    __slots__ = ("_sock", "_timeout", "_watch", "_reader", "_closed")
 
     def __init__(self, sock: socket.socket | ssl.SSLSocket, timeout: float | None = None):
         sock.setblocking(False)
         self._sock = sock
         self._timeout = timeout
+        # (loop, its thread's id, descriptor) while the loop watches it for reading.
+        self._watch: tuple[Any, int, int] | None = None
+        self._reader: Wakeup | None = None  # the wait a readable socket resumes
+        self._closed = False  # closed from another thread; the real close is the loop's
 
     def __repr__(self) -> str:
-        fd = self._sock.fileno()
+        fd = self.fileno()
         state = "closed" if fd == -1 else f"fd={fd}"
-        return f"<GreenSocket {state} timeout={self._timeout!r}>"
+        watched = ", watched" if self._watch is not None else ""
+        return f"<GreenSocket {state}{watched} timeout={self._timeout!r}>"
+
+    def _wait(
+        self, event: int, timeout: float | None, cancellation: GreenCancellation | None = None
+    ) -> bool:
+        """wait_for_fd for this socket; reads in a greenlet use the persistent watch."""
+        glet = current_driver_greenlet()
+        if glet is None or event != _READ:
+            return wait_for_fd(self._sock.fileno(), event, timeout, cancellation)
+        watch = self._watch
+        if watch is None or watch[0] is not glet.loop:
+            if watch is not None and not self._unwatch_here():
+                # Watched by a loop of another thread: wait the plain way.
+                return wait_for_fd(self._sock.fileno(), event, timeout, cancellation)
+            loop = glet.loop
+            fd = self._sock.fileno()
+            add = getattr(loop, "_add_reader", loop.add_reader)
+            add(fd, self._readable)
+            self._watch = (loop, glet.thread_id, fd)
+        wakeup = self._reader = Wakeup()
+        if cancellation is not None:
+            cancellation.wakeup = wakeup
+        try:
+            return wakeup.wait(timeout)  # type: ignore[no-any-return]
+        finally:
+            self._reader = None
+            if cancellation is not None:
+                cancellation.wakeup = None
+
+    def _readable(self) -> None:  # the loop's reader callback
+        reader = self._reader
+        if reader is None:
+            self._unwatch_here()  # nobody waits: don't spin on a closed peer
+        else:
+            reader.fire(True)
+
+    def _unwatch_here(self) -> bool:
+        """End the loop's watch, if that loop belongs to this thread (or is closed)."""
+        watch = self._watch
+        if watch is None:
+            return True
+        loop, thread_id, fd = watch
+        if loop.is_closed():
+            self._watch = None
+            return True
+        if thread_id != threading.get_ident():
+            return False
+        self._watch = None
+        remove = getattr(loop, "_remove_reader", loop.remove_reader)
+        remove(fd)
+        return True
+
+    def _close_on_loop(self) -> None:
+        self._unwatch_here()
+        self._sock.close()
 
     # The socket API PyMongo uses.
     def settimeout(self, timeout: float | None) -> None:
@@ -182,10 +249,25 @@ class GreenSocket:
         return self._timeout
 
     def fileno(self) -> int:
+        if self._closed:
+            return -1
         return self._sock.fileno()  # -1 once closed, which PyMongo checks for
 
     def close(self) -> None:
-        self._sock.close()
+        if self._unwatch_here():
+            self._sock.close()
+            return
+        # Watched by a loop running in another thread (PyMongo closes connections from its
+        # monitor and maintenance threads too): that loop's selector is not ours to touch.
+        # Look closed now; the loop ends its watch and closes the descriptor, so its number
+        # is not reused while still registered there.
+        if not self._closed:
+            self._closed = True
+            loop = self._watch[0]  # type: ignore[index]
+            try:
+                loop.call_soon_threadsafe(self._close_on_loop)
+            except RuntimeError:  # the loop closed meanwhile
+                self._sock.close()
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
         deadline = None
@@ -216,14 +298,14 @@ class GreenSocket:
         """Wait for the socket, honouring the blocking-socket timeout; return the deadline."""
         timeout = self._timeout
         if timeout is None:
-            wait_for_fd(self._sock.fileno(), event, None)
+            self._wait(event, None)
             return None
         if timeout == 0.0:
             raise exc  # a non-blocking try that found nothing, as PyMongo expects
         now = time.monotonic()
         if deadline is None:
             deadline = now + timeout
-        if now >= deadline or not wait_for_fd(self._sock.fileno(), event, deadline - now):
+        if now >= deadline or not self._wait(event, deadline - now):
             raise TimeoutError("timed out")
         return deadline
 

@@ -65,14 +65,16 @@ async def test_green_semantics_in_a_greenlet(pair, io_loop):
     with pytest.raises(TimeoutError, match="timed out"):
         await spawn(loop, green.recv_into, buf)
     assert 0.09 < time.monotonic() - start < 1.0
-    assert green.fileno() not in registered_fds(loop)  # nothing left behind
+    # The descriptor stays registered between waits (one registration, not one per wait)...
+    fd = green.fileno()
+    assert fd in registered_fds(loop)
 
     green.settimeout(5)
     pending = spawn(loop, green.recv_into, buf)
     assert not pending.done()  # parked, the loop is free
     loop.call_later(0.02, peer.sendall, b"abc")
     assert await pending == 3
-    assert green.fileno() not in registered_fds(loop)
+    assert fd in registered_fds(loop)
 
     # A large send parks until the peer reads.
     sending = spawn(loop, green.sendall, b"y" * 5_000_000)
@@ -85,6 +87,48 @@ async def test_green_semantics_in_a_greenlet(pair, io_loop):
         except BlockingIOError:
             pass
     await sending
+
+
+async def test_the_loop_stops_watching_a_socket_nobody_reads(pair, io_loop):
+    """Readable with no green read waiting (the peer closed, or another thread reads it):
+    the registration ends at once instead of firing on every loop iteration; closing the
+    socket ends it too, before the descriptor's number can be reused."""
+    green, peer = pair
+    loop = asyncio.get_running_loop()
+    green.settimeout(5)
+    buf = bytearray(10)
+    loop.call_later(0.01, peer.sendall, b"abc")
+    assert await spawn(loop, green.recv_into, buf) == 3
+    fd = green.fileno()
+    assert fd in registered_fds(loop)
+    peer.sendall(b"unread")
+    await asyncio.sleep(0.02)
+    assert fd not in registered_fds(loop)  # one wake-up with nobody waiting ended it
+    assert await spawn(loop, green.recv_into, buf) == 6  # was there: no wait
+    loop.call_later(0.01, peer.sendall, b"later")
+    assert await spawn(loop, green.recv_into, buf) == 5  # waited: watched again
+    assert fd in registered_fds(loop)
+    green.close()
+    assert fd not in registered_fds(loop) and green.fileno() == -1
+
+
+async def test_a_watched_socket_closed_from_another_thread(pair, io_loop):
+    """PyMongo's monitor and maintenance threads close pooled sockets too: the socket looks
+    closed at once, and the loop ends its registration before the descriptor is closed."""
+    green, peer = pair
+    loop = asyncio.get_running_loop()
+    green.settimeout(5)
+    loop.call_later(0.01, peer.sendall, b"abc")
+    assert await spawn(loop, green.recv_into, bytearray(10)) == 3
+    fd = green.fileno()
+    closer = threading.Thread(target=green.close)
+    closer.start()
+    closer.join()
+    assert green.fileno() == -1
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert fd not in registered_fds(loop)
+    assert green._sock.fileno() == -1  # really closed, by the loop
 
 
 def test_fileno_is_minus_one_after_close():
