@@ -120,36 +120,12 @@ def receive_data(conn: Any, length: int, deadline: float | None) -> memoryview:
     closes - but a parked greenlet waits for data, the deadline or the cancel, where sync
     PyMongo wakes every 0.5 s to poll the cancel flag: 10,000 parked operations would
     otherwise wake 20,000 times a second for nothing. Off the loop, PyMongo's own loop runs.
+    The socket layer does the reading (:meth:`GreenSocket.receive_exactly`).
     """
     if current_driver_greenlet() is None:
         return network_layer.receive_data(conn, length, deadline)
     sock: GreenSocket = conn.conn.sock
-    cancellation = conn.cancel_context
-    buf = memoryview(bytearray(length))
-    received = 0
-    while received < length:
-        if cancellation.cancelled:
-            raise _OperationCancelled("operation cancelled")
-        try:
-            chunk = sock._sock.recv_into(buf[received:])
-        except _WANT_IO as exc:
-            timeout = None if deadline is None else deadline - time.monotonic()
-            if timeout is not None and timeout <= 0:
-                raise TimeoutError("timed out") from None
-            ready = sock._wait(_wanted_event(exc, _READ), timeout, cancellation)
-            if not ready and not cancellation.cancelled:
-                raise TimeoutError("timed out") from None
-            continue
-        except InterruptedError:
-            continue
-        except OSError:
-            if cancellation.cancelled:
-                raise _OperationCancelled("operation cancelled") from None
-            raise
-        if chunk == 0:
-            raise OSError("connection closed")
-        received += chunk
-    return buf
+    return sock.receive_exactly(length, deadline, conn.cancel_context)
 
 
 class GreenSocket:
@@ -213,6 +189,37 @@ class GreenSocket:
             self._reader = None
             if cancellation is not None:
                 cancellation.wakeup = None
+
+    def receive_exactly(
+        self, length: int, deadline: float | None, cancellation: GreenCancellation
+    ) -> memoryview:
+        """``length`` bytes, in a DriverGreenlet (see :func:`receive_data`)."""
+        buf = memoryview(bytearray(length))
+        recv_into = self._sock.recv_into
+        received = 0
+        while received < length:
+            if cancellation.cancelled:
+                raise _OperationCancelled("operation cancelled")
+            try:
+                chunk = recv_into(buf[received:])
+            except _WANT_IO as exc:
+                timeout = None if deadline is None else deadline - time.monotonic()
+                if timeout is not None and timeout <= 0:
+                    raise TimeoutError("timed out") from None
+                ready = self._wait(_wanted_event(exc, _READ), timeout, cancellation)
+                if not ready and not cancellation.cancelled:
+                    raise TimeoutError("timed out") from None
+                continue
+            except InterruptedError:
+                continue
+            except OSError:
+                if cancellation.cancelled:
+                    raise _OperationCancelled("operation cancelled") from None
+                raise
+            if chunk == 0:
+                raise OSError("connection closed")
+            received += chunk
+        return buf
 
     def _readable(self) -> None:  # the loop's reader callback
         reader = self._reader
@@ -460,6 +467,43 @@ def green_tls_handshake(
     return tls
 
 
+SOCKET_LAYERS = ("raw", "iostream")
+
+#: The socket layer of connections opened from now on: "raw" (:class:`GreenSocket`, the
+#: default) or "iostream" (:class:`greenmotor.iostream_socket.IOStreamSocket`). Set it with
+#: :func:`use_socket_layer` or the ``GREENMOTOR_SOCKET_LAYER`` environment variable.
+socket_layer = "raw"
+
+
+def use_socket_layer(name: str) -> None:
+    """Make connections opened from now on use socket layer ``name`` ("raw" or "iostream").
+
+    ::
+
+        greenmotor.green_socket.use_socket_layer("iostream")
+    """
+    global socket_layer
+    if name not in SOCKET_LAYERS:
+        raise ValueError(
+            f"unknown greenmotor socket layer {name!r}; choose one of {', '.join(SOCKET_LAYERS)}"
+        )
+    socket_layer = name
+
+
+if os.environ.get("GREENMOTOR_SOCKET_LAYER"):
+    use_socket_layer(os.environ["GREENMOTOR_SOCKET_LAYER"])
+
+
+def _layered(sock: GreenSocket) -> GreenSocket:
+    """``sock`` (connected, TLS done) in the selected socket layer."""
+    if socket_layer == "raw":
+        return sock
+    from greenmotor.iostream_socket import IOStreamSocket
+
+    sock._unwatch_here()
+    return IOStreamSocket(sock._sock, sock.gettimeout())
+
+
 def green_socket_interface(
     address: tuple[str, int], options: Any, ssl_session_cache: list[Any] | None = None
 ) -> NetworkingInterface:
@@ -467,6 +511,7 @@ def green_socket_interface(
     sock = _connect_tcp(address, options)
     ssl_context = options._ssl_context
     if ssl_context is None:
+        sock = _layered(sock)
         sock.settimeout(options.socket_timeout)
         return NetworkingInterface(sock)  # type: ignore[arg-type]  # duck-typed socket
     session = ssl_session_cache[0] if ssl_session_cache is not None else None
@@ -475,5 +520,6 @@ def green_socket_interface(
         new_session = _get_ssl_session(tls._sock)
         if new_session is not None:
             ssl_session_cache[0] = new_session
+    tls = _layered(tls)
     tls.settimeout(options.socket_timeout)
     return NetworkingInterface(tls)  # type: ignore[arg-type]  # duck-typed socket

@@ -64,6 +64,7 @@ async def test_wait_for_closes_the_connection_with_a_request_in_flight(
     motor, events, sync_client, io_loop
 ):
     coll = motor.greenmotor_cancel.wait_for
+    await coll.drop()  # test_socket_layers runs this test again
     await coll.insert_one({"_id": 1})
     loop = asyncio.get_running_loop()
     with LogCapture(loop) as logs:
@@ -207,6 +208,7 @@ async def test_task_cancel_during_connection_handshake(io_loop):
 
 async def test_task_cancel_during_get_more(motor, events, sync_client, io_loop):
     coll = motor.greenmotor_cancel.get_more
+    await coll.drop()  # test_socket_layers runs this test again
     await coll.insert_many([{"_id": i} for i in range(10)])
     cursor = coll.find().sort("_id").batch_size(3)
     assert [await cursor.next() for _ in range(3)] == [{"_id": 0}, {"_id": 1}, {"_id": 2}]
@@ -263,6 +265,7 @@ async def test_cancel_after_a_notify_passes_the_connection_on(server_uri, sync_c
         io_loop=io_loop,
     )
     coll = client.greenmotor_cancel.notify
+    await coll.drop()  # test_socket_layers runs this test again
     await coll.insert_one({"_id": 1})
     with fail_command(sync_client, ["find"], blockConnection=True, blockTimeMS=200, app_name=APP):
         holder = coll.find_one({"_id": 1})
