@@ -60,16 +60,20 @@ class GreenmotorUsageError(RuntimeError):
 
 
 class DriverGreenlet(greenlet.greenlet):
-    """A child greenlet of the loop's thread that runs one synchronous PyMongo call.
+    """A child greenlet of the loop's thread that runs synchronous PyMongo calls, one at a time.
 
-    It delivers the call's outcome to ``future``, which :func:`spawn` attaches when the call
+    It delivers a call's outcome to ``future``, which :func:`spawn` attaches when the call
     first parks (a call that never parks gets a :class:`_ReadyFuture` instead). Cancelling
     that Future throws ``asyncio.CancelledError`` into the greenlet, from a loop callback,
     so PyMongo's own clean-up (closing the connection, restoring pool counters) runs before
-    it ends.
+    the call ends.
+
+    A greenlet whose call is over waits (idle) for the next call on its thread, up to
+    :data:`IDLE_GREENLETS` of them: a new greenlet costs a new Python frame stack (an mmap,
+    page faults, an munmap when it dies) and cold caches, a reused one costs neither.
     """
 
-    __slots__ = ("loop", "future", "thread_id", "turns", "_call", "_outcome")
+    __slots__ = ("loop", "future", "thread_id", "_call", "_outcome")
 
     def __init__(
         self,
@@ -79,57 +83,113 @@ class DriverGreenlet(greenlet.greenlet):
         kwargs: dict[str, Any],
     ) -> None:
         super().__init__(parent=greenlet.getcurrent())
-        self.loop = loop
-        self.future: asyncio.Future | None = None
         self.thread_id = threading.get_ident()
-        self.turns = _turns_of(loop)
-        self._call: tuple[Callable[..., Any], tuple, dict] | None = (fn, args, kwargs)
+        self._prepare(loop, (fn, args, kwargs))
+
+    def _prepare(self, loop: asyncio.AbstractEventLoop, call: tuple) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = loop
+        self.future: asyncio.Future | None = None
+        # The call not started yet; None once it runs.
+        self._call: tuple[Callable[..., Any], tuple, dict] | None = call
         # (ok, result or exception) of a call that ended before it had a Future.
         self._outcome: tuple[bool, Any] | None = None
-        # One copy of the caller's context per greenlet (a new greenlet would otherwise
-        # start with an empty one and lose pymongo.timeout(), sessions, operation ids).
+        # A copy of the caller's context per call (a new greenlet would otherwise start
+        # with an empty one and lose pymongo.timeout(), sessions, operation ids).
         self.gr_context = contextvars.copy_context()
 
     def __repr__(self) -> str:
-        state = "dead" if self.dead else ("running" if self else "not started")
+        if self.dead:
+            state = "dead"
+        elif self.loop is None:
+            state = "idle"
+        else:
+            state = "not started" if self._call is not None else "running"
         return f"<DriverGreenlet {state} on {self.loop!r}>"
 
-    def run(self) -> None:  # what greenlet.switch() starts
-        fn, args, kwargs = self._call  # type: ignore[misc]
-        self._call = None
-        try:
-            outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
-            if isinstance(exc, StopIteration):  # can't be a Future's exception
-                exc = StopAsyncIteration(*exc.args)
-            outcome = (False, exc)
-        finally:
-            in_flight.discard(self)
-        future = self.future
-        if future is None:  # never parked: spawn() makes the Future
-            self._outcome = outcome
-        elif not future.done():
-            # Unhook the cancellation callback first: a done-callback still attached
-            # costs one more loop callback per operation.
-            future.remove_done_callback(self.cancel_if_needed)
-            _settle(future, outcome)
+    def run(self) -> None:  # what the first greenlet.switch() starts
+        idle = _idle_greenlets()
+        while True:
+            fn, args, kwargs = self._call  # type: ignore[misc]
+            self._call = None
+            try:
+                outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
+                if isinstance(exc, StopIteration):  # can't be a Future's exception
+                    exc = StopAsyncIteration(*exc.args)
+                outcome = (False, exc)
+            finally:
+                in_flight.discard(self)
+            del fn, args, kwargs
+            future = self.future
+            if future is None:  # never parked: spawn() makes the Future
+                self._outcome = outcome
+            elif not future.done():
+                # Unhook the cancellation callback first: a done-callback still attached
+                # costs one more loop callback per operation.
+                future.remove_done_callback(self.cancel_if_needed)
+                _settle(future, outcome)
+            del outcome, future
+            if len(idle) >= IDLE_GREENLETS:
+                return
+            # Idle until spawn() hands over the next call (it switches in after _prepare).
+            self.loop = self.future = None
+            self.gr_context = None
+            idle.append(self)
+            try:
+                self.parent.switch()
+            except greenlet.GreenletExit:  # collected at exit
+                return
+            if self._call is None:  # resumed without a call: a bug elsewhere; end here
+                return
 
     def cancel_if_needed(self, future: asyncio.Future[Any]) -> None:
         # A Future done-callback runs as a loop callback, i.e. on the hub: the one place a
         # parked greenlet may be thrown into.
-        if not future.cancelled():
+        if not future.cancelled() or future is not self.future:
             return
-        if self:  # started, not finished
-            self.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
-        elif not self.dead:  # its start was deferred (see _Turns): it never runs
+        if self._call is not None:  # its start was deferred (see _Turns): it never runs
             self._call = None
             in_flight.discard(self)
+            if self:  # a reused greenlet: idle again
+                self.loop = self.future = None
+                _idle_greenlets().append(self)
+        elif not self.dead:
+            self.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
 
     def start_deferred(self) -> None:
         """Start a call whose start :func:`spawn` deferred to a later loop iteration."""
         if self._call is not None:
             self.switch()
             resume_handed_over()
+
+
+#: Idle DriverGreenlets kept per thread for the next calls (see DriverGreenlet).
+IDLE_GREENLETS = 64
+
+_idle_by_thread = threading.local()
+
+
+def _idle_greenlets() -> list[DriverGreenlet]:
+    """This thread's idle DriverGreenlets, the most recently used last."""
+    idle = getattr(_idle_by_thread, "greenlets", None)
+    if idle is None:
+        idle = _idle_by_thread.greenlets = []
+    return idle  # type: ignore[no-any-return]
+
+
+def _driver_greenlet(loop: asyncio.AbstractEventLoop, call: tuple) -> DriverGreenlet:
+    """An idle DriverGreenlet of this thread prepared for ``call``, or a new one."""
+    idle = _idle_greenlets()
+    while idle:
+        glet = idle.pop()
+        if glet.dead:
+            continue
+        current = greenlet.getcurrent()
+        if glet.parent is not current:
+            glet.parent = current
+        glet._prepare(loop, call)
+        return glet
+    return DriverGreenlet(loop, *call)
 
 
 def _settle(future: asyncio.Future, outcome: tuple[bool, Any]) -> None:
@@ -188,14 +248,16 @@ def spawn(
             "from a PyMongo event listener or a sync callback). Schedule it on the loop "
             "instead: IOLoop.current().add_callback(...)"
         )
-    glet = DriverGreenlet(loop, fn, args, kwargs)
-    if in_flight and glet.turns.used_up():
-        # This loop iteration has run its share of greenmotor work: start in a later one.
-        in_flight.add(glet)
-        future = glet.future = loop.create_future()
-        future.add_done_callback(glet.cancel_if_needed)
-        glet.turns.defer(glet.start_deferred)
-        return future
+    glet = _driver_greenlet(loop, (fn, args, kwargs))
+    if in_flight:
+        turns = _turns_of(loop)
+        if turns.used_up():
+            # This loop iteration has run its share of greenmotor work: start in a later one.
+            in_flight.add(glet)
+            future = glet.future = loop.create_future()
+            future.add_done_callback(glet.cancel_if_needed)
+            turns.defer(glet.start_deferred)
+            return future
     in_flight.add(glet)
     glet.switch()
     resume_handed_over()
@@ -413,9 +475,11 @@ class Wakeup:
         if self.parked and not self.fired:
             self.fired = True
             glet = self.greenlet
-            if len(in_flight) > 1 and glet.turns.used_up():
-                glet.turns.defer(self._resume, value)
-                return
+            if len(in_flight) > 1:
+                turns = _turns_of(glet.loop)  # type: ignore[arg-type]
+                if turns.used_up():
+                    turns.defer(self._resume, value)
+                    return
             glet.switch(value)
             resume_handed_over()
 
