@@ -73,8 +73,6 @@ class DriverGreenlet(greenlet.greenlet):
     page faults, an munmap when it dies) and cold caches, a reused one costs neither.
     """
 
-    __slots__ = ("loop", "future", "thread_id", "_call", "_outcome")
-
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -87,7 +85,7 @@ class DriverGreenlet(greenlet.greenlet):
         self._prepare(loop, (fn, args, kwargs))
 
     def _prepare(self, loop: asyncio.AbstractEventLoop, call: tuple) -> None:
-        self.loop: asyncio.AbstractEventLoop | None = loop
+        self.loop: asyncio.AbstractEventLoop = loop  # None while idle
         self.future: asyncio.Future | None = None
         # The call not started yet; None once it runs.
         self._call: tuple[Callable[..., Any], tuple, dict] | None = call
@@ -132,8 +130,8 @@ class DriverGreenlet(greenlet.greenlet):
             if len(idle) >= IDLE_GREENLETS:
                 return
             # Idle until spawn() hands over the next call (it switches in after _prepare).
-            self.loop = self.future = None
-            self.gr_context = None
+            self.loop = self.future = None  # type: ignore[assignment]
+            self.gr_context = None  # type: ignore[assignment]
             idle.append(self)
             try:
                 self.parent.switch()
@@ -151,7 +149,7 @@ class DriverGreenlet(greenlet.greenlet):
             self._call = None
             in_flight.discard(self)
             if self:  # a reused greenlet: idle again
-                self.loop = self.future = None
+                self.loop = self.future = None  # type: ignore[assignment]
                 _idle_greenlets().append(self)
         elif not self.dead:
             self.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
@@ -254,10 +252,10 @@ def spawn(
         if turns.used_up():
             # This loop iteration has run its share of greenmotor work: start in a later one.
             in_flight.add(glet)
-            future = glet.future = loop.create_future()
-            future.add_done_callback(glet.cancel_if_needed)
+            deferred = glet.future = loop.create_future()
+            deferred.add_done_callback(glet.cancel_if_needed)
             turns.defer(glet.start_deferred)
-            return future
+            return deferred
     in_flight.add(glet)
     glet.switch()
     resume_handed_over()
@@ -363,7 +361,7 @@ def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
 # callback that is ready before it looks at its timers and sockets again, so without a bound
 # a few hundred operations ready at once (replies arrived together, coroutines that resumed
 # together) make one long iteration during which timers and other callbacks wait.
-TURN = 0.002
+TURN = 0.001
 
 
 class _Turns:
@@ -435,7 +433,7 @@ class Wakeup:
     that lost the race, a notification after a cancellation) are ignored.
     """
 
-    __slots__ = ("greenlet", "parked", "fired")
+    __slots__ = ("greenlet", "loop", "parked", "fired")
 
     def __init__(self) -> None:
         glet = current_driver_greenlet()
@@ -445,6 +443,8 @@ class Wakeup:
                 "greenmotor.core.spawn()? Check current_driver_greenlet() first."
             )
         self.greenlet = glet
+        # The loop of this wait: the greenlet moves on to other calls, maybe on other loops.
+        self.loop = glet.loop
         self.parked = False
         self.fired = False
 
@@ -457,7 +457,7 @@ class Wakeup:
         glet = self.greenlet
         deadline = None
         if timeout is not None:
-            deadline = _deadlines_of(glet.loop).add(timeout, self, timeout_value)
+            deadline = _deadlines_of(self.loop).add(timeout, self, timeout_value)
         self.parked = True
         try:
             return glet.parent.switch()
@@ -476,7 +476,7 @@ class Wakeup:
             self.fired = True
             glet = self.greenlet
             if len(in_flight) > 1:
-                turns = _turns_of(glet.loop)  # type: ignore[arg-type]
+                turns = _turns_of(self.loop)
                 if turns.used_up():
                     turns.defer(self._resume, value)
                     return
@@ -490,15 +490,15 @@ class Wakeup:
 
     def fire_threadsafe(self, value: Any = True) -> None:
         """Like fire, from any thread (e.g. PyMongo's monitor threads) or greenlet."""
-        glet = self.greenlet
-        if glet.loop.is_closed():
+        glet, loop = self.greenlet, self.loop
+        if loop.is_closed():
             # Abandoned with its loop (an operation nobody awaited when the loop was closed):
             # it never runs again. The notifier - say, an operation of another loop
             # returning a pool connection - must not fail for that.
             return
         if threading.get_ident() != glet.thread_id:
             try:
-                glet.loop.call_soon_threadsafe(self.fire, value)
+                loop.call_soon_threadsafe(self.fire, value)
             except RuntimeError:  # closed meanwhile, in its own thread
                 pass
             return
@@ -508,7 +508,7 @@ class Wakeup:
             # meanwhile (new operations) can take what it was woken for. The loop callback
             # stays as a fallback; whichever comes first wins, the other does nothing.
             _handed_over().append((self, value))
-        glet.loop.call_soon(self.fire, value)
+        loop.call_soon(self.fire, value)
 
 
 # Wake-ups given by one greenlet to another on the same thread, to run when the hub next has

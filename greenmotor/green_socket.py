@@ -228,8 +228,9 @@ class GreenSocket:
         else:
             reader.fire(True)
 
-    def _unwatch_here(self) -> bool:
-        """End the loop's watch, if that loop belongs to this thread (or is closed)."""
+    def _unwatch_here(self, unless_running: bool = False) -> bool:
+        """End the loop's watch, if that loop belongs to this thread (or is closed); with
+        ``unless_running``, also if it belongs to another thread but is not running."""
         watch = self._watch
         if watch is None:
             return True
@@ -237,7 +238,7 @@ class GreenSocket:
         if loop.is_closed():
             self._watch = None
             return True
-        if thread_id != threading.get_ident():
+        if thread_id != threading.get_ident() and not (unless_running and not loop.is_running()):
             return False
         self._watch = None
         remove = getattr(loop, "_remove_reader", loop.remove_reader)
@@ -247,6 +248,10 @@ class GreenSocket:
     def _close_on_loop(self) -> None:
         self._unwatch_here()
         self._sock.close()
+
+    def __del__(self) -> None:
+        if self._closed:  # closed from another thread, and its loop stopped before closing it
+            self._sock.close()
 
     # The socket API PyMongo uses.
     def settimeout(self, timeout: float | None) -> None:
@@ -261,7 +266,7 @@ class GreenSocket:
         return self._sock.fileno()  # -1 once closed, which PyMongo checks for
 
     def close(self) -> None:
-        if self._unwatch_here():
+        if self._unwatch_here(unless_running=True):
             self._sock.close()
             return
         # Watched by a loop running in another thread (PyMongo closes connections from its

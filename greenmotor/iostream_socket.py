@@ -202,7 +202,7 @@ class IOStreamSocket(GreenSocket):
         if self._closed or stream.closed():
             return
         io_loop: IOLoop = stream.io_loop
-        if threading.get_ident() == self._stream_thread or _loop_closed(io_loop):
+        if threading.get_ident() == self._stream_thread or not _loop_running(io_loop):
             stream.close()
             return
         # The stream belongs to the loop's thread; close it there (see GreenSocket.close).
@@ -213,6 +213,6 @@ class IOStreamSocket(GreenSocket):
             self._sock.close()
 
 
-def _loop_closed(io_loop: IOLoop) -> bool:
+def _loop_running(io_loop: IOLoop) -> bool:
     asyncio_loop = getattr(io_loop, "asyncio_loop", None)
-    return asyncio_loop is None or asyncio_loop.is_closed()
+    return asyncio_loop is not None and asyncio_loop.is_running()
