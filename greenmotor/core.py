@@ -35,11 +35,13 @@ import threading
 import weakref
 from collections.abc import Callable
 from time import monotonic as _monotonic
-from typing import Any
+from typing import Any, TypeVar
 
 import greenlet
 
 _T = TypeVar("_T")
+# A call for a DriverGreenlet: (function, positional arguments, keyword arguments).
+_Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 
 __all__ = [
     "DriverGreenlet",
@@ -73,6 +75,8 @@ class DriverGreenlet(greenlet.greenlet):
     page faults, an munmap when it dies) and cold caches, a reused one costs neither.
     """
 
+    parent: greenlet.greenlet  # the hub of the thread that runs it; never None
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -84,11 +88,12 @@ class DriverGreenlet(greenlet.greenlet):
         self.thread_id = threading.get_ident()
         self._prepare(loop, (fn, args, kwargs))
 
-    def _prepare(self, loop: asyncio.AbstractEventLoop, call: tuple) -> None:
-        self.loop: asyncio.AbstractEventLoop = loop  # None while idle
-        self.future: asyncio.Future | None = None
+    def _prepare(self, loop: asyncio.AbstractEventLoop, call: _Call) -> None:
+        self.loop: asyncio.AbstractEventLoop = loop
+        self.idle = False  # between calls, waiting for the next one
+        self.future: asyncio.Future[Any] | None = None
         # The call not started yet; None once it runs.
-        self._call: tuple[Callable[..., Any], tuple, dict] | None = call
+        self._call: _Call | None = call
         # (ok, result or exception) of a call that ended before it had a Future.
         self._outcome: tuple[bool, Any] | None = None
         # A copy of the caller's context per call (a new greenlet would otherwise start
@@ -98,7 +103,7 @@ class DriverGreenlet(greenlet.greenlet):
     def __repr__(self) -> str:
         if self.dead:
             state = "dead"
-        elif self.loop is None:
+        elif self.idle:
             state = "idle"
         else:
             state = "not started" if self._call is not None else "running"
@@ -111,7 +116,7 @@ class DriverGreenlet(greenlet.greenlet):
             self._call = None
             try:
                 outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
-            except BaseException as exc:  # noqa: BLE001 - every outcome goes to the Future
+            except BaseException as exc:  # every outcome goes to the Future
                 if isinstance(exc, StopIteration):  # can't be a Future's exception
                     exc = StopAsyncIteration(*exc.args)
                 outcome = (False, exc)
@@ -130,8 +135,9 @@ class DriverGreenlet(greenlet.greenlet):
             if len(idle) >= IDLE_GREENLETS:
                 return
             # Idle until spawn() hands over the next call (it switches in after _prepare).
-            self.loop = self.future = None  # type: ignore[assignment]
-            self.gr_context = None  # type: ignore[assignment]
+            self.loop = None  # type: ignore[assignment]  # no reference to old loops
+            self.future = self.gr_context = None
+            self.idle = True
             idle.append(self)
             try:
                 self.parent.switch()
@@ -149,7 +155,9 @@ class DriverGreenlet(greenlet.greenlet):
             self._call = None
             in_flight.discard(self)
             if self:  # a reused greenlet: idle again
-                self.loop = self.future = None  # type: ignore[assignment]
+                self.loop = None  # type: ignore[assignment]
+                self.future = None
+                self.idle = True
                 _idle_greenlets().append(self)
         elif not self.dead:
             self.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
@@ -169,13 +177,13 @@ _idle_by_thread = threading.local()
 
 def _idle_greenlets() -> list[DriverGreenlet]:
     """This thread's idle DriverGreenlets, the most recently used last."""
-    idle = getattr(_idle_by_thread, "greenlets", None)
+    idle: list[DriverGreenlet] | None = getattr(_idle_by_thread, "greenlets", None)
     if idle is None:
         idle = _idle_by_thread.greenlets = []
-    return idle  # type: ignore[no-any-return]
+    return idle
 
 
-def _driver_greenlet(loop: asyncio.AbstractEventLoop, call: tuple) -> DriverGreenlet:
+def _driver_greenlet(loop: asyncio.AbstractEventLoop, call: _Call) -> DriverGreenlet:
     """An idle DriverGreenlet of this thread prepared for ``call``, or a new one."""
     idle = _idle_greenlets()
     while idle:
@@ -190,7 +198,7 @@ def _driver_greenlet(loop: asyncio.AbstractEventLoop, call: tuple) -> DriverGree
     return DriverGreenlet(loop, *call)
 
 
-def _settle(future: asyncio.Future, outcome: tuple[bool, Any]) -> None:
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
     ok, value = outcome
     if ok:
         future.set_result(value)
@@ -200,7 +208,7 @@ def _settle(future: asyncio.Future, outcome: tuple[bool, Any]) -> None:
         future.set_exception(value)
 
 
-class _ReadyFuture(asyncio.Future):  # type: ignore[type-arg]
+class _ReadyFuture(asyncio.Future[Any]):
     """The Future of an operation that finished without waiting: awaiting it yields once.
 
     A finished ``asyncio.Future`` does not suspend the coroutine awaiting it, so a coroutine
@@ -262,7 +270,7 @@ def spawn(
     outcome = glet._outcome
     if outcome is not None:  # finished without waiting
         glet._outcome = None
-        future: asyncio.Future = _ReadyFuture(loop=loop)
+        future: asyncio.Future[Any] = _ReadyFuture(loop=loop)
         _settle(future, outcome)
         return future
     future = glet.future = loop.create_future()
@@ -381,7 +389,9 @@ class _Turns:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.started: float | None = None
-        self.queue: collections.deque[tuple[Callable[..., Any], tuple]] = collections.deque()
+        self.queue: collections.deque[tuple[Callable[..., Any], tuple[Any, ...]]] = (
+            collections.deque()
+        )
 
     def __repr__(self) -> str:
         return f"<_Turns started={self.started} queued={len(self.queue)}>"

@@ -51,7 +51,7 @@ class _Stream(IOStream):
 
     def read_from_fd(self, buf: bytearray | memoryview) -> int | None:
         try:
-            return self.socket.recv_into(buf, len(buf))  # type: ignore[no-any-return]
+            return self.socket.recv_into(buf, len(buf))
         except (BlockingIOError, *_WANT_TLS):
             return None
         finally:
@@ -59,7 +59,7 @@ class _Stream(IOStream):
 
     def write_to_fd(self, data: memoryview) -> int:
         try:
-            return self.socket.send(data)  # type: ignore[no-any-return]
+            return self.socket.send(data)
         except _WANT_TLS:
             return 0
         finally:

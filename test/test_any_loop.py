@@ -673,7 +673,7 @@ def test_an_operation_abandoned_with_its_loop_gives_its_connection_back(
         abandoned = stuck[0].future
         flavour.run_loop(next_loop)
         # Its call ended (the greenlet is dead, or idle for reuse by a later call).
-        assert stuck[0] not in in_flight and (stuck[0].dead or stuck[0].loop is None)
+        assert stuck[0] not in in_flight and (stuck[0].dead or stuck[0].idle)
         assert abandoned.cancelled()
         assert called_back == []  # its loop is gone: nothing can run the callback
         pool = client.delegate._topology.get_server_by_address(client.delegate.address).pool
