@@ -86,6 +86,21 @@ LEFT_OUT: dict[str, str] = {
     ),
 }
 
+#: Tests not run at all, with why: they break the run itself, not just fail.
+DESELECTED: dict[str, str] = {
+    "test_client.py::TestClient::test_interrupt_signal": (
+        "sets signal.alarm(1) with its own SIGALRM handler and fails at once (SecantusDB has no "
+        "$where); the alarm then lands in pytest-timeout's handler, which aborts the whole "
+        "module run with an INTERNALERROR (seen with both drivers)"
+    ),
+}
+
+
+def deselect_args(modules: list[str]) -> list[str]:
+    """pytest's ``--deselect`` for the :data:`DESELECTED` tests of these modules."""
+    return [f"--deselect=test/{test_id}" for test_id in DESELECTED if module_of(test_id) in modules]
+
+
 #: pytest markers a module's tests carry instead of the suite's default marker.
 MARKERS: dict[str, str] = {
     "test_auth": "auth",
@@ -168,7 +183,7 @@ def run_module(
         default = [f"test/{module}"]
     else:
         default = [f"test/{module}.py"]
-    args = plugin + marker + pytest_args
+    args = plugin + marker + deselect_args([module]) + pytest_args
     return pytest.run(module, mode, targets or default, args, port=port)
 
 
@@ -213,7 +228,8 @@ def run_unit(
     plugin = ["-p", "synchro_plugin"] if mode.startswith("greenmotor") else []
     name = f"batch-{unit[0]}-{len(unit)}"
     targets = [f"test/{module}.py" for module in unit]
-    batch = pytest.run(name, mode, targets, plugin + pytest_args, port=port)
+    args = plugin + deselect_args(unit) + pytest_args
+    batch = pytest.run(name, mode, targets, args, port=port)
     overhead = batch.seconds - sum(outcome.seconds for outcome in batch.outcomes.values())
     runs = []
     for module in unit:
@@ -300,7 +316,8 @@ def load_reference(version: str, modules: list[str]) -> list[ModuleRun]:
     for module in modules:
         entry = data["modules"][module]
         run = ModuleRun(module, "reference", entry["seconds"])
-        run.outcomes = {tid: Outcome(status, 0.0) for tid, status in entry["tests"].items()}
+        tests = {tid: status for tid, status in entry["tests"].items() if tid not in DESELECTED}
+        run.outcomes = {tid: Outcome(status, 0.0) for tid, status in tests.items()}
         runs.append(run)
     return runs
 
