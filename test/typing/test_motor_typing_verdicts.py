@@ -87,7 +87,7 @@ def test_stubs_agree_with_the_runtime():
     if (HERE / minor).exists():
         allowlists.append(minor)
     result = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", *STUBBED,
+        [sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", "pyproject.toml", *STUBBED,
          *(arg for name in allowlists for arg in ("--allowlist", str(HERE / name)))],
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
