@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import threading
 import weakref
@@ -36,6 +37,8 @@ from greenmotor.metaprogramming import (
 from greenmotor.pymongo_hooks import GreenPool, green_mongo_client
 
 __all__ = ["MotorClient", "MotorCollection", "MotorDatabase"]
+
+logger = logging.getLogger(__name__)
 
 #: The Motor release whose API greenmotor reproduces; named in the connection handshake.
 MOTOR_VERSION = "3.7.1"
@@ -74,6 +77,21 @@ def _checked_pool_class(pool_class: Any) -> Any:
         "greenmotor.pymongo_hooks.GreenPool (or a functools.partial of one), e.g. "
         "class MyPool(GreenPool, MyPyMongoPool)"
     )
+
+
+def _close_in_background(delegate: pymongo.MongoClient[Any]) -> None:
+    """PyMongo's close, in a thread of its own, where no caller is left to raise to.
+
+    Its first step, ``endSessions``, may fail with an error PyMongo does not swallow (a
+    reply that is not BSON, say), which the sessions spec says to ignore; the sessions are
+    gone from the pool by then, so a second close sends nothing and closes the connections
+    and monitors.
+    """
+    try:
+        delegate.close()
+    except Exception:
+        logger.debug("closing a client: endSessions failed; closing again", exc_info=True)
+        delegate.close()
 
 
 class _CommonProperties(MotorWrapper):
@@ -348,7 +366,10 @@ class MotorClient(_CommonProperties):
         running = asyncio._get_running_loop()
         if running is not None and running.is_running():
             threading.Thread(
-                target=self.delegate.close, name="greenmotor-close", daemon=True
+                target=_close_in_background,
+                args=(self.delegate,),
+                name="greenmotor-close",
+                daemon=True,
             ).start()
         else:
             self.delegate.close()

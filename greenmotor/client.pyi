@@ -3,6 +3,7 @@
 
 import asyncio
 import bson
+import pymongo
 import threading
 from asyncio import Future
 from bson.codec_options import CodecOptions, TypeRegistry
@@ -14,6 +15,7 @@ from greenmotor.change_stream import MotorChangeStream
 from greenmotor.cursor import MotorCommandCursor, MotorCursor, MotorLatentCommandCursor, MotorRawBatchCursor
 from greenmotor.metaprogramming import MotorWrapper
 from greenmotor.session import MotorClientSession
+from logging import Logger
 from pymongo.client_options import ClientOptions
 from pymongo.client_session_shared import TransactionOptions
 from pymongo.database_shared import _CodecDocumentType
@@ -38,12 +40,15 @@ __all__ = [
     "MotorCollection",
     "MotorDatabase",
 ]
+logger: Logger
 MOTOR_VERSION: str
 _last_loop: threading.local
 
 def _starting_on(loop: asyncio.AbstractEventLoop) -> None: ...
 
 def _checked_pool_class(pool_class: Any) -> Any: ...
+
+def _close_in_background(delegate: pymongo.MongoClient[Any]) -> None: ...
 
 class _CommonProperties(MotorWrapper, Generic[_DocumentType]):
     @property
