@@ -34,7 +34,9 @@ from greenmotor.session import MotorClientSession
 
 check_wrap_names()  # every module's classes are declared: a wrap= typo fails here
 
-version = __version__ = "0.1.0"
+from greenmotor._version import version
+
+__version__ = version
 
 __all__ = [
     "GreenmotorUsageError",

@@ -24,6 +24,7 @@ from pymongo.driver_info import DriverInfo
 from pymongo.errors import InvalidOperation
 
 from greenmotor import green_kms
+from greenmotor._version import version
 from greenmotor.change_stream import MotorChangeStream
 from greenmotor.core import GreenmotorUsageError, cancel_abandoned
 from greenmotor.cursor import MotorLatentCommandCursor, _MotorLatentRawBatchCommandCursor
@@ -165,8 +166,6 @@ def motor_driver_info(framework_name: str, theirs: DriverInfo | None = None) -> 
     version segments to truncate them; each segment here has its pair, so the merged info
     is built without that check.
     """
-    from greenmotor import version  # the package, initialised by the time a client exists
-
     name, full_version = "Motor", f"{MOTOR_VERSION}+greenmotor.{version}"
     platform = f"Tornado {tornado.version}" if framework_name == "tornado" else framework_name
     if theirs is None:
