@@ -284,16 +284,17 @@ def test_the_checks_catch_wrong_parents(
     """Without a copy of *each caller's* context the spans go astray, and the checks above
     say so. Here every operation runs in a copy of one captured context, as if a driver
     captured the context once (per client, per loop) instead of per operation."""
-    original_init = greenmotor.core.DriverGreenlet.__init__
+    # _prepare gives a (new or reused) DriverGreenlet its call and the caller's context.
+    original_prepare = greenmotor.core.DriverGreenlet._prepare
     captured: list[contextvars.Context] = []
 
-    def init_with_one_context(self: Any, *args: Any, **kwargs: Any) -> None:
-        original_init(self, *args, **kwargs)
+    def prepare_with_one_context(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_prepare(self, *args, **kwargs)
         if not captured:
             captured.append(self.gr_context)
         self.gr_context = captured[0].copy()
 
-    monkeypatch.setattr(greenmotor.core.DriverGreenlet, "__init__", init_with_one_context)
+    monkeypatch.setattr(greenmotor.core.DriverGreenlet, "_prepare", prepare_with_one_context)
 
     # Captured outside any request (the seeding insert): every MongoDB span is a root span.
     io_loop.run_sync(lambda: serve_tornado_requests(db.items), timeout=60)
