@@ -334,6 +334,16 @@ class _CursorBase:
         return self
 
 
+def _cursor_option(name: str) -> Callable[..., _Cursor]:
+    """The cursor method that sets option ``name`` (see ``_Cursor._option``)."""
+
+    def option(self: _Cursor, *args: Any, **kwargs: Any) -> _Cursor:
+        return self._option(name, *args, **kwargs)
+
+    option.__name__ = option.__qualname__ = name
+    return option
+
+
 class _Cursor(_CursorBase):
     """A find cursor: options chain onto mongomock's cursor until the first fetch."""
 
@@ -359,29 +369,14 @@ class _Cursor(_CursorBase):
         method(*args, **kwargs)
         return self
 
-    def sort(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return self._option("sort", *args, **kwargs)
-
-    def skip(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return self._option("skip", *args, **kwargs)
-
-    def limit(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return self._option("limit", *args, **kwargs)
-
-    def comment(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return self._option("comment", *args, **kwargs)
-
-    def hint(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return self._option("hint", *args, **kwargs)
-
-    def max_time_ms(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return self._option("max_time_ms", *args, **kwargs)
-
-    def max_await_time_ms(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return self._option("max_await_time_ms", *args, **kwargs)
-
-    def allow_disk_use(self, *args: Any, **kwargs: Any) -> _Cursor:
-        return self._option("allow_disk_use", *args, **kwargs)
+    sort = _cursor_option("sort")
+    skip = _cursor_option("skip")
+    limit = _cursor_option("limit")
+    comment = _cursor_option("comment")
+    hint = _cursor_option("hint")
+    max_time_ms = _cursor_option("max_time_ms")
+    max_await_time_ms = _cursor_option("max_await_time_ms")
+    allow_disk_use = _cursor_option("allow_disk_use")
 
     def __getattr__(self, name: str) -> Any:
         # PyMongo cursor options mongomock lacks: collation(), min(), max(), where()...
