@@ -62,11 +62,11 @@ def plan(quick: bool) -> list[dict[str, Any]]:
             {"key": "lag-50", "kind": "lag", "n": 50, "seconds": 0.5},
             {"key": "slow-100", "kind": "slow", "n": 100},
         ]
-    points: list[dict[str, Any]] = [{"key": "seq", "kind": "seq", "ops": 2000}]
+    points: list[dict[str, Any]] = [{"key": "seq", "kind": "seq", "ops": 1000}]
     points += [
-        {"key": f"curve-{n}", "kind": "curve", "n": n, "ops": max(2000, 2 * n)} for n in CONCURRENCY
+        {"key": f"curve-{n}", "kind": "curve", "n": n, "ops": max(1000, 2 * n)} for n in CONCURRENCY
     ]
-    points += [{"key": f"lag-{n}", "kind": "lag", "n": n, "seconds": 2.0} for n in (50, 500)]
+    points += [{"key": f"lag-{n}", "kind": "lag", "n": n, "seconds": 1.5} for n in (50, 500)]
     points += [{"key": f"slow-{n}", "kind": "slow", "n": n} for n in PENDING]
     return points
 
