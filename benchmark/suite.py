@@ -2,7 +2,7 @@
 
 ::
 
-    python -m benchmark                 # full suite (about 30 minutes), then the report
+    python -m benchmark                 # full suite (about 20 minutes), then the report
     python -m benchmark --quick         # smoke run (about 1 minute), used by the tests
     python -m benchmark --contenders greenmotor,async --only curve --rounds 3
 
