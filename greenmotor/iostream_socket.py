@@ -202,11 +202,18 @@ class IOStreamSocket(GreenSocket):
         if self._closed or stream.closed():
             return
         io_loop: IOLoop = stream.io_loop
-        if threading.get_ident() == self._stream_thread or not _loop_running(io_loop):
+        if threading.get_ident() == self._stream_thread:
             stream.close()
             return
         # The stream belongs to the loop's thread; close it there (see GreenSocket.close).
         self._closed = True
+        if not _loop_running(io_loop):
+            # Its loop is stopped and may be closing in its own thread right now (a client
+            # closed in greenmotor's closing thread after run_sync's last line): touching the
+            # IOLoop's handler tables from here would race with that. Close only the OS socket;
+            # the loop drops its registration when it closes (or runs) next.
+            self._sock.close()
+            return
         try:
             io_loop.add_callback(stream.close)
         except RuntimeError:
