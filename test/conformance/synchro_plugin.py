@@ -82,6 +82,17 @@ FACADE_MODULES: dict[str, dict[str, Any]] = {
     "gridfs": _GRIDFS,
     "gridfs.synchronous": {},
     "gridfs.synchronous.grid_file": _GRIDFS,
+    "pymongo.client_session_shared": {},
+}
+
+#: PyMongo settings the suite lowers to reach a give-up path, and the greenmotor setting that
+#: plays the same part: with_transaction is greenmotor's own retry loop (Motor's), bounded by
+#: greenmotor.session.WITH_TRANSACTION_TIME_LIMIT. A test's write reaches both.
+LINKED_SETTINGS: dict[tuple[str, str], tuple[str, str]] = {
+    ("pymongo.client_session_shared", "_WITH_TRANSACTION_RETRY_TIME_LIMIT"): (
+        "greenmotor.session",
+        "WITH_TRANSACTION_TIME_LIMIT",
+    ),
 }
 
 
@@ -99,6 +110,15 @@ class FacadeModule(types.ModuleType):
     def __dir__(self) -> list[str]:
         """The real module's names (``dir(pymongo)`` in a test lists what PyMongo's does)."""
         return dir(self.__dict__["_real_module"])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        linked = LINKED_SETTINGS.get((self.__name__, name))
+        if linked is None:
+            super().__setattr__(name, value)
+            return
+        setattr(self.__dict__["_real_module"], name, value)
+        module, setting = linked
+        setattr(importlib.import_module(module), setting, value)
 
     def __getattr__(self, name: str) -> Any:
         child = f"{self.__name__}.{name}"
