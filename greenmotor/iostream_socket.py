@@ -96,7 +96,10 @@ class IOStreamSocket(GreenSocket):
         stream = self._stream
         if stream is None:
             self._unwatch_here()  # a GreenSocket wait (TLS handshake) may have watched it
-            # IOLoop.current() on the loop's thread is the IOLoop over glet.loop.
+            # IOLoop.current() on the loop's thread is the IOLoop over glet.loop. A handler it
+            # still holds for this descriptor's number is a dead socket's (closed from another
+            # thread while this loop was stopped, see close()): this socket owns the number now.
+            IOLoop.current().remove_handler(self._sock.fileno())
             stream = self._stream = _Stream(self._sock)
             self._stream_thread = glet.thread_id
         elif stream.closed():

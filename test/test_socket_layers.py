@@ -173,3 +173,39 @@ async def test_close_from_another_thread_while_idle(pair, io_loop):
     for _ in range(3):
         await asyncio.sleep(0)
     assert green._sock.fileno() == -1
+
+
+def test_close_from_another_thread_while_the_loop_is_stopped(socket_layer, io_loop):
+    """A connection closed by another thread between two runs of its loop (PyMongo's
+    monitor resetting a pool, or MotorClient.close's closing thread after run_sync's last
+    line) closes at once without touching the stopped loop's tables from that thread; when
+    the loop runs again, a new socket that gets the same descriptor number works."""
+    a, b = socket.socketpair()
+    green = LAYER_CLASSES[socket_layer](a)
+    green.settimeout(5)
+
+    async def read_once() -> int:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, b.sendall, b"abc")
+        return await spawn(loop, green.recv_into, bytearray(10))
+
+    assert io_loop.run_sync(read_once) == 3  # the loop watches the descriptor, then stops
+    number = a.fileno()
+    closer = threading.Thread(target=green.close)
+    closer.start()
+    closer.join()
+    assert green.fileno() == -1 and a.fileno() == -1  # closed at once
+    b.close()
+
+    c, d = socket.socketpair()
+    reused = c if c.fileno() == number else d  # the lowest free numbers come back
+    other = d if reused is c else c
+    assert reused.fileno() == number
+    green = LAYER_CLASSES[socket_layer](reused)
+    green.settimeout(5)
+    b = other
+    assert io_loop.run_sync(read_once) == 3  # no "fd added twice", no stale wake-up
+    green.close()
+    io_loop.run_sync(lambda: asyncio.sleep(0))
+    c.close()
+    d.close()
