@@ -35,7 +35,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from time import monotonic as _monotonic
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import greenlet
 
@@ -354,14 +354,30 @@ class _Deadlines:
             self._arm(heap[0][0])
 
 
-_deadlines_by_loop: weakref.WeakKeyDictionary[Any, _Deadlines] = weakref.WeakKeyDictionary()
+class _PerLoop(Generic[_T]):
+    """One ``make(loop)`` per event loop, made on first use and dropped with its loop::
+
+    _deadlines_of = _PerLoop(_Deadlines)
+    _deadlines_of(loop).add(...)   # the same _Deadlines for every call on that loop
+    """
+
+    def __init__(self, make: Callable[[asyncio.AbstractEventLoop], _T]) -> None:
+        self._make = make
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _T] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"<_PerLoop of {self._make.__name__} loops={len(self._by_loop)}>"
+
+    def __call__(self, loop: asyncio.AbstractEventLoop) -> _T:
+        made = self._by_loop.get(loop)
+        if made is None:
+            made = self._by_loop[loop] = self._make(loop)
+        return made
 
 
-def _deadlines_of(loop: asyncio.AbstractEventLoop) -> _Deadlines:
-    deadlines = _deadlines_by_loop.get(loop)
-    if deadlines is None:
-        deadlines = _deadlines_by_loop[loop] = _Deadlines(loop)
-    return deadlines
+_deadlines_of = _PerLoop(_Deadlines)
 
 
 # Seconds of greenmotor work (resuming parked operations, starting new ones) that one loop
@@ -416,14 +432,7 @@ class _Turns:
             fn(*args)
 
 
-_turns_by_loop: weakref.WeakKeyDictionary[Any, _Turns] = weakref.WeakKeyDictionary()
-
-
-def _turns_of(loop: asyncio.AbstractEventLoop) -> _Turns:
-    turns = _turns_by_loop.get(loop)
-    if turns is None:
-        turns = _turns_by_loop[loop] = _Turns(loop)
-    return turns
+_turns_of = _PerLoop(_Turns)
 
 
 class Wakeup:
