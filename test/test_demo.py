@@ -233,14 +233,7 @@ async def test_page_in_headless_chromium(demo_url, io_loop, tmp_path):
     )
     args = [
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *CHROMIUM_FLAGS,
         f"--user-data-dir={tmp_path}",
         "--virtual-time-budget=4000",
         "--dump-dom",
