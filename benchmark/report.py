@@ -142,53 +142,58 @@ def curve_tables(r: Results) -> str:
     return "\n".join(out)
 
 
-def lag_table(r: Results) -> str:
-    names = [c for c in r.contenders if c != "sync"]
+def rows_per_load(
+    r: Results,
+    names: list[str],
+    loads: Iterable[tuple[str, str]],
+    present: str,
+    cell: Callable[[str, str, str], str],
+) -> list[list[str]]:
+    """One row per placement and load measured (``loads``: (key, label) pairs, a load counts
+    as measured when the first contender has ``present``): the label, then ``cell(placement,
+    key, contender)`` for each contender."""
     rows = []
     for p in r.placements:
-        for n in (50, 500):
-            if r.get(p, f"lag-{n}", names[0], "p99_us") is None:
+        for key, label in loads:
+            if r.get(p, key, names[0], present) is None:
                 continue
-            rows.append(
-                [f"{n} coroutines, {PLACEMENTS[p]}"]
-                + [
-                    "{} / {} ms ({} ops/s)".format(
-                        fmt(r.get(p, f"lag-{n}", c, "p99_ms"), "{:.1f}"),
-                        fmt(r.get(p, f"lag-{n}", c, "max_ms"), "{:.1f}"),
-                        fmt(r.get(p, f"lag-{n}", c, "ops_per_s")),
-                    )
-                    for c in names
-                ]
-            )
+            rows.append([f"{label}, {PLACEMENTS[p]}"] + [cell(p, key, c) for c in names])
+    return rows
+
+
+def lag_table(r: Results) -> str:
+    names = [c for c in r.contenders if c != "sync"]
+
+    def cell(p: str, key: str, c: str) -> str:
+        return "{} / {} ms ({} ops/s)".format(
+            fmt(r.get(p, key, c, "p99_ms"), "{:.1f}"),
+            fmt(r.get(p, key, c, "max_ms"), "{:.1f}"),
+            fmt(r.get(p, key, c, "ops_per_s")),
+        )
+
+    loads = [(f"lag-{n}", f"{n} coroutines") for n in (50, 500)]
     return table(
         "How late a 5 ms timer fires, p99 / max, while coroutines loop on find_one",
         ["Load", *(CONTENDERS[c] for c in names)],
-        rows,
+        rows_per_load(r, names, loads, "p99_us", cell),
     )
 
 
 def slow_table(r: Results) -> str:
     names = [c for c in r.contenders if c != "sync"]
-    rows = []
-    for p in r.placements:
-        for n in PENDING:
-            if r.get(p, f"slow-{n}", names[0], "wall_s") is None:
-                continue
-            rows.append(
-                [f"{n:,} ops, {PLACEMENTS[p]}"]
-                + [
-                    "{} s{}, {} KiB/op".format(
-                        fmt(r.get(p, f"slow-{n}", c, "wall_s"), "{:.2f}"),
-                        " (projected)" * r.capped(p, f"slow-{n}", c),
-                        fmt(r.get(p, f"slow-{n}", c, "rss_kib"), "{:.1f}"),
-                    )
-                    for c in names
-                ]
-            )
+
+    def cell(p: str, key: str, c: str) -> str:
+        return "{} s{}, {} KiB/op".format(
+            fmt(r.get(p, key, c, "wall_s"), "{:.2f}"),
+            " (projected)" * r.capped(p, key, c),
+            fmt(r.get(p, key, c, "rss_kib"), "{:.1f}"),
+        )
+
+    loads = [(f"slow-{n}", f"{n:,} ops") for n in PENDING]
     return table(
         "Concurrent 1-second operations from a cold client: wall time, RSS per pending operation",
         ["Pending", *(CONTENDERS[c] for c in names)],
-        rows,
+        rows_per_load(r, names, loads, "wall_s", cell),
     )
 
 
