@@ -35,7 +35,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from time import monotonic as _monotonic
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import greenlet
 
@@ -161,6 +161,7 @@ class DriverGreenlet(greenlet.greenlet):
                 _idle_greenlets().append(self)
         elif not self.dead:
             self.throw(asyncio.CancelledError("the greenmotor operation's Future was cancelled"))
+            resume_handed_over()  # its clean-up may have returned a pooled connection
 
     def start_deferred(self) -> None:
         """Start a call whose start :func:`spawn` deferred to a later loop iteration."""
@@ -320,7 +321,9 @@ class _Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.heap: list[list[Any]] = []  # [when, order, wakeup or None, value]
-        self.timer: asyncio.TimerHandle | None = None
+        # The loop's timer, weakly: the handle refers to its loop, and a pending one left
+        # when the loop closed would keep that loop alive through this object.
+        self.timer: weakref.ref[asyncio.TimerHandle] | None = None
         self.timer_when = math.inf
         self.order = itertools.count()  # ties never compare wakeups
 
@@ -336,9 +339,10 @@ class _Deadlines:
         return entry
 
     def _arm(self, when: float) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.loop.call_at(when, self._expire)
+        timer = self.timer and self.timer()
+        if timer is not None:
+            timer.cancel()
+        self.timer = weakref.ref(self.loop.call_at(when, self._expire))
         self.timer_when = when
 
     def _expire(self) -> None:
@@ -355,7 +359,8 @@ class _Deadlines:
 
 
 class _PerLoop(Generic[_T]):
-    """One ``make(loop)`` per event loop, made on first use and dropped with its loop::
+    """One ``make(loop)`` per event loop, made on first use (given a weak proxy of the loop)
+    and dropped with its loop::
 
     _deadlines_of = _PerLoop(_Deadlines)
     _deadlines_of(loop).add(...)   # the same _Deadlines for every call on that loop
@@ -366,14 +371,28 @@ class _PerLoop(Generic[_T]):
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _T] = (
             weakref.WeakKeyDictionary()
         )
+        # The last loop asked for, per thread (nearly every call asks for the same loop as
+        # the one before): a weak reference and the value, to skip the dictionary look-up,
+        # which makes a new weak reference every time.
+        self._last = threading.local()
 
     def __repr__(self) -> str:
         return f"<_PerLoop of {self._make.__name__} loops={len(self._by_loop)}>"
 
     def __call__(self, loop: asyncio.AbstractEventLoop) -> _T:
+        last = self._last
+        try:
+            if last.ref() is loop:
+                return last.value  # type: ignore[no-any-return]
+        except AttributeError:  # this thread's first call
+            pass
         made = self._by_loop.get(loop)
         if made is None:
-            made = self._by_loop[loop] = self._make(loop)
+            # Made with a weak proxy of the loop: a value that held its key would keep the
+            # loop (and its entry) alive for ever.
+            proxy = cast(asyncio.AbstractEventLoop, weakref.proxy(loop))
+            made = self._by_loop[loop] = self._make(proxy)
+        last.ref, last.value = weakref.ref(loop), made
         return made
 
 
@@ -524,9 +543,11 @@ class Wakeup:
         if current_driver_greenlet() is not None:
             # Woken by another greenlet, typically one returning a pool connection: resume
             # this one as soon as control is back on the hub, before callbacks queued
-            # meanwhile (new operations) can take what it was woken for. The loop callback
-            # stays as a fallback; whichever comes first wins, the other does nothing.
+            # meanwhile (new operations) can take what it was woken for. Every place the
+            # hub switches into a greenlet calls resume_handed_over() when it gets control
+            # back, so no loop callback is needed (one per pooled-connection hand-over).
             _handed_over().append((self, value))
+            return
         loop.call_soon(self.fire, value)
 
 
@@ -578,4 +599,5 @@ def cancel_abandoned() -> int:
             glet.throw(asyncio.CancelledError("its event loop was closed while it was in flight"))
         except Exception:  # e.g. delivering to a callback of the closed loop
             pass
+    resume_handed_over()
     return len(abandoned)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import threading
 import time
+import weakref
 from typing import Any
 
 import pymongo
@@ -79,6 +81,27 @@ def test_successive_loops_share_one_client(flavour, stall_monitor):
         assert flavour.sync_coll.count_documents({}) == 80
     finally:
         client.close()
+
+
+def test_finished_loops_are_not_kept_alive(flavour):
+    """greenmotor's per-loop state (the deadline heap, the fair turns) dies with its loop: a
+    process running asyncio.run() after asyncio.run() does not accumulate loops."""
+    client = flavour.MotorClient(flavour.server_uri, maxPoolSize=2, socketTimeoutMS=5000)
+    coll = client[flavour.db_name].test_collection
+    loops: list[weakref.ref[asyncio.AbstractEventLoop]] = []
+    try:
+        for _ in range(3):
+
+            async def one_round() -> None:
+                loops.append(weakref.ref(asyncio.get_running_loop()))
+                # More operations than connections: pool waits, socket deadlines, turns.
+                await asyncio.gather(*(coll.find_one({"_id": i}) for i in range(20)))
+
+            flavour.run_loop(one_round)
+    finally:
+        client.close()
+    gc.collect()
+    assert [ref() for ref in loops] == [None, None, None]
 
 
 def test_callbacks_on_successive_loops(flavour):
