@@ -339,7 +339,7 @@ class _Deadlines:
         return entry
 
     def _arm(self, when: float) -> None:
-        timer = self.timer and self.timer()
+        timer = self.timer() if self.timer is not None else None
         if timer is not None:
             timer.cancel()
         self.timer = weakref.ref(self.loop.call_at(when, self._expire))
