@@ -52,8 +52,9 @@ class Results:
         results = self.runs.get((placement, key, contender))
         if not results:
             return None
-        get = metric if callable(metric) else lambda r: r[metric]
-        return statistics.median(get(r) for r in results)
+        get = metric if callable(metric) else lambda r: r.get(metric)
+        values = [v for v in map(get, results) if v is not None]
+        return statistics.median(values) if values else None
 
     def ratio(self, placement: str, key: str, metric: str | Getter, a: str, b: str) -> float | None:
         x, y = self.get(placement, key, a, metric), self.get(placement, key, b, metric)
@@ -139,7 +140,25 @@ def curve_tables(r: Results) -> str:
                 rows,
             )
         )
+        rows = [[f"{n:,}"] + [cpu_cell(r, p, f"curve-{n}", c) for c in names] for n in keys]
+        out.append(
+            table(
+                f"Client CPU per find_one (µs), and how busy the server's CPU was, {PLACEMENTS[p]}",
+                ["Concurrency", *(CONTENDERS[c] for c in names)],
+                rows,
+            )
+        )
     return "\n".join(out)
+
+
+def cpu_cell(r: Results, p: str, key: str, c: str) -> str:
+    """ "257 µs (server 31%)": a client at 1 / CPU-per-op ops/s is CPU-bound; a server near
+    100% sets the pace instead."""
+    cpu = r.get(p, key, c, "cpu_us_per_op")
+    if cpu is None:
+        return "-"
+    busy = r.get(p, key, c, "server_busy")
+    return f"{cpu:,.0f} µs" + ("" if busy is None else f" (server {busy:.0%})")
 
 
 def rows_per_load(

@@ -187,6 +187,7 @@ def run(
                             server.stop()
                             server = Server(server_cpus)
                         spec = dict(point, contender=contender, uri=server.uri)
+                        spec["server_pid"] = server.process.pid
                         spec["cap_s"] = CAP_S.get(contender, CAP_DEFAULT_S)
                         t0 = time.perf_counter()
                         result = run_worker(spec, client_cpus)

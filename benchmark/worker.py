@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 DOCS = 1000  # the canned server's collection: _id 0..DOCS-1
+SERVER_PID: int | None = None  # the canned server's process, when the suite says which
 TIMER_S = 0.005  # the lag measurement's timer
 SLOW_MS = 1000  # the slow command's server-side delay
 pc = time.perf_counter
@@ -77,6 +78,15 @@ def stats(latencies: list[float]) -> dict[str, float]:
     n = len(ordered)
     rank = lambda q: ordered[min(n - 1, int(q * n))] * 1e6  # noqa: E731
     return {"p50_us": rank(0.50), "p99_us": rank(0.99), "max_us": ordered[-1] * 1e6}
+
+
+def server_cpu_s() -> float:
+    """CPU seconds the canned server has used so far (0.0 when its process is unknown)."""
+    if SERVER_PID is None:
+        return 0.0
+    with open(f"/proc/{SERVER_PID}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def peak_rss() -> int:
@@ -132,11 +142,17 @@ async def curve(call: Callable[[int], Awaitable[Any]], n: int, ops: int) -> dict
 
     await asyncio.gather(*(warm(k, min(n, 200)) for k in range(min(n, 200))))
     gc.collect()
-    cpu0, t0 = time.process_time(), pc()
+    cpu0, server0, t0 = time.process_time(), server_cpu_s(), pc()
     await asyncio.gather(*(stream(k, ops) for k in range(n)))
     wall, cpu = pc() - t0, time.process_time() - cpu0
     assert len(latencies) == ops, (len(latencies), ops)
-    return {"ops_per_s": ops / wall, "cpu_us_per_op": 1e6 * cpu / ops, **stats(latencies)}
+    return {
+        "ops_per_s": ops / wall,
+        "cpu_us_per_op": 1e6 * cpu / ops,
+        # How busy the server's CPU was: near 1.0, the server, not the client, set the pace.
+        "server_busy": (server_cpu_s() - server0) / wall if SERVER_PID else None,
+        **stats(latencies),
+    }
 
 
 async def lag(call: Callable[[int], Awaitable[Any]], n: int, seconds: float) -> dict[str, Any]:
@@ -218,7 +234,9 @@ def run_sync(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    global SERVER_PID
     spec = json.loads(sys.argv[1])
+    SERVER_PID = spec.get("server_pid")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # 10,000 sockets
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
