@@ -225,8 +225,14 @@ class GreenSocket:
         reader = self._reader
         if reader is None:
             self._unwatch_here()  # nobody waits: don't spin on a closed peer
-        else:
-            reader.fire(True)
+            return
+        reader.fire(True)
+        if self._reader is reader:
+            # Still parked: this loop iteration had run its share of greenmotor work, and the
+            # resume waits for a later one (core._Turns). Until then the loop would report
+            # the socket readable on every iteration - under load, dozens of times per
+            # reply. Stop watching now; the next wait starts the watch again.
+            self._unwatch_here()
 
     def _unwatch_here(self, unless_running: bool = False) -> bool:
         """End the loop's watch, if that loop belongs to this thread (or is closed); with
