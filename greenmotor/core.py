@@ -77,6 +77,10 @@ class DriverGreenlet(greenlet.greenlet):
 
     parent: greenlet.greenlet  # the hub of the thread that runs it; never None
 
+    # Slots, not an instance dict: 224 bytes less per greenlet (every pending operation has
+    # one). Other attributes still work: greenlet's own __dict__ takes them.
+    __slots__ = ("thread_id", "loop", "idle", "future", "_call", "_outcome")
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -115,7 +119,22 @@ class DriverGreenlet(greenlet.greenlet):
             fn, args, kwargs = self._call  # type: ignore[misc]
             self._call = None
             try:
-                outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
+                # A call spelt out for the usual shapes: f(*args, **kwargs) enters the
+                # callee through a C call, a plain call does not (CPython 3.11+), and every
+                # C call level under a parked greenlet is ~400 bytes more of its saved C
+                # stack, for as long as it waits.
+                if kwargs:
+                    value = fn(*args, **kwargs)
+                elif not args:
+                    value = fn()
+                elif len(args) == 1:
+                    value = fn(args[0])
+                elif len(args) == 2:
+                    value = fn(args[0], args[1])
+                else:
+                    value = fn(*args)
+                outcome: tuple[bool, Any] = (True, value)
+                del value
             except BaseException as exc:  # every outcome goes to the Future
                 if isinstance(exc, StopIteration):  # can't be a Future's exception
                     exc = StopAsyncIteration(*exc.args)

@@ -193,33 +193,46 @@ class GreenSocket:
     def receive_exactly(
         self, length: int, deadline: float | None, cancellation: GreenCancellation
     ) -> memoryview:
-        """``length`` bytes, in a DriverGreenlet (see :func:`receive_data`)."""
-        buf = memoryview(bytearray(length))
+        """``length`` bytes, in a DriverGreenlet (see :func:`receive_data`).
+
+        While it waits, a parked greenlet holds only the empty buffer: the memoryview is made
+        once data has come, and the wait happens outside the ``except`` clause, so the
+        would-block exception and its traceback are not kept alive for as long as it waits.
+        """
+        buf = bytearray(length)
+        view: memoryview | None = None  # for reading into the rest of buf
         recv_into = self._sock.recv_into
         received = 0
         while received < length:
             if cancellation.cancelled:
                 raise _OperationCancelled("operation cancelled")
             try:
-                chunk = recv_into(buf[received:])
+                if view is None:
+                    chunk = recv_into(buf)
+                else:
+                    chunk = recv_into(view[received:])
             except _WANT_IO as exc:
-                timeout = None if deadline is None else deadline - time.monotonic()
-                if timeout is not None and timeout <= 0:
-                    raise TimeoutError("timed out") from None
-                ready = self._wait(_wanted_event(exc, _READ), timeout, cancellation)
-                if not ready and not cancellation.cancelled:
-                    raise TimeoutError("timed out") from None
-                continue
+                event = _wanted_event(exc, _READ)
             except InterruptedError:
                 continue
             except OSError:
                 if cancellation.cancelled:
                     raise _OperationCancelled("operation cancelled") from None
                 raise
-            if chunk == 0:
-                raise OSError("connection closed")
-            received += chunk
-        return buf
+            else:
+                if chunk == 0:
+                    raise OSError("connection closed")
+                received += chunk
+                if view is None:
+                    view = memoryview(buf)
+                continue
+            timeout = None if deadline is None else deadline - time.monotonic()
+            if timeout is not None and timeout <= 0:
+                raise TimeoutError("timed out") from None
+            ready = self._wait(event, timeout, cancellation)
+            if not ready and not cancellation.cancelled:
+                raise TimeoutError("timed out") from None
+        return memoryview(buf) if view is None else view
 
     def _readable(self) -> None:  # the loop's reader callback
         reader = self._reader

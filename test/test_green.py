@@ -17,8 +17,8 @@ from pymongo.synchronous.pool import Pool
 import greenmotor
 from greenmotor.core import GreenmotorUsageError, Wakeup, in_flight, spawn
 from greenmotor.green_pool import GreenCondition, sleep
-from greenmotor.green_socket import GreenSocket
-from greenmotor.pymongo_hooks import GreenPool
+from greenmotor.green_socket import GreenCancellation, GreenSocket
+from greenmotor.pymongo_hooks import GreenConnection, GreenPool
 
 
 def registered_fds(loop: asyncio.AbstractEventLoop) -> set[int]:
@@ -87,6 +87,36 @@ async def test_green_semantics_in_a_greenlet(pair, io_loop):
         except BlockingIOError:
             pass
     await sending
+
+
+async def test_receive_exactly_parks_light_and_reads_in_parts(pair, io_loop):
+    """A read parked for its reply holds the empty buffer only: no exception, no view."""
+    green, peer = pair
+    loop = asyncio.get_running_loop()
+    pending = spawn(loop, green.receive_exactly, 6, None, GreenCancellation())
+    assert not pending.done()
+    (glet,) = [g for g in in_flight if g.future is pending]
+    frame = glet.gr_frame
+    while frame.f_code.co_name != "receive_exactly":
+        frame = frame.f_back
+    assert "exc" not in frame.f_locals
+    assert type(frame.f_locals["buf"]) is bytearray and frame.f_locals["view"] is None
+    assert not vars(glet)  # DriverGreenlet's attributes are slots
+    peer.sendall(b"ab")
+    await asyncio.sleep(0.02)
+    assert not pending.done()
+    peer.sendall(b"cdef")
+    data = await pending
+    assert isinstance(data, memoryview) and bytes(data) == b"abcdef"
+
+
+async def test_pooled_connections_keep_pymongos_fields_in_slots(client, io_loop):
+    """PyMongo's Connection sets more attributes than a shared-key dict holds: slots instead."""
+    await client.admin.command("ping")
+    pool = client.delegate._topology.get_server_by_address(client.address).pool
+    conn = pool.conns[0]
+    assert type(conn) is GreenConnection
+    assert not vars(conn), sorted(vars(conn))  # a field PyMongo added: list it in the slots
 
 
 async def test_the_loop_stops_watching_a_socket_nobody_reads(pair, io_loop):
